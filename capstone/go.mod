@@ -1,0 +1,3 @@
+module floodgate/capstone
+
+go 1.25

@@ -1,0 +1,3 @@
+module floodgate/ch01-intro
+
+go 1.25

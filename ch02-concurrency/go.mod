@@ -1,0 +1,3 @@
+module floodgate/ch02-concurrency
+
+go 1.25

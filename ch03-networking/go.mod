@@ -1,0 +1,3 @@
+module floodgate/ch03-networking
+
+go 1.25

@@ -1,0 +1,3 @@
+module floodgate/ch04-tuning
+
+go 1.25

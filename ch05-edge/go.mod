@@ -1,0 +1,3 @@
+module floodgate/ch05-edge
+
+go 1.25

@@ -1,0 +1,4 @@
+// Command wb is the Floodgate workbook command.
+package main
+
+func main() {}
