@@ -3,3 +3,14 @@ module floodgate/tools
 go 1.25
 
 tool floodgate/tools/cmd/wb
+
+require (
+	github.com/fsnotify/fsnotify v1.10.1
+	golang.org/x/tools v0.42.0
+)
+
+require (
+	golang.org/x/mod v0.33.0 // indirect
+	golang.org/x/sync v0.19.0 // indirect
+	golang.org/x/sys v0.41.0 // indirect
+)
