@@ -17,10 +17,10 @@ const StubTimeout = 3 * time.Minute
 
 // VerifyResult is what Verify found.
 type VerifyResult struct {
-	Labs, Tasks          int
-	FailOnStub           int // tasks whose test fails on the stub
-	PassOnSolution       int // tasks whose test passes on the solution
-	Problems             []string
+	Labs, Tasks    int
+	FailOnStub     int // tasks whose test fails on the stub
+	PassOnSolution int // tasks whose test passes on the solution
+	Problems       []string
 }
 
 // OK reports whether nothing was wrong.
@@ -99,7 +99,9 @@ func (v Verifier) Verify(ctx context.Context, m *Manifest, labs []*Lab) (*Verify
 
 	for _, info := range infos {
 		p := sol[info.ImportPath]
-		add := func(format string, a ...any) { labProblems[info] = append(labProblems[info], fmt.Sprintf(format, a...)) }
+		add := func(format string, a ...any) {
+			labProblems[info] = append(labProblems[info], fmt.Sprintf(format, a...))
+		}
 		switch {
 		case p == nil:
 			add("the reference was not tested: %s", solOpts.Command(info.ImportPath))
