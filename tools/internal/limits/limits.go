@@ -20,10 +20,11 @@ import (
 
 // Defaults for Options.
 const (
-	// DefaultBytesPerConn is the memory one idle connection is assumed to
-	// cost when Options.BytesPerConn is zero: about 4 KiB of Go heap and
-	// stack for a goroutine-per-connection server (measured in
-	// ch03-networking/01-tcpscale) plus a few KiB of kernel socket memory.
+	// DefaultBytesPerConn is the memory one idle server connection is
+	// assumed to cost when Options.BytesPerConn is zero, rounded up from
+	// what ch03-networking/01-tcpscale measures: about 4 KiB of Go heap and
+	// stack for a goroutine-per-connection server with a 1 KiB buffer, plus
+	// about 3.6 KiB of kernel slab for the socket.
 	DefaultBytesPerConn = 10 << 10
 	// DefaultTarget is the connection count --apply prepares for.
 	DefaultTarget = 1_000_000
