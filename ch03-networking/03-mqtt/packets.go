@@ -338,7 +338,10 @@ func (p *Publish) AppendTo(dst []byte, v Version) ([]byte, error) {
 	if p.QoS > AtMostOnce && p.PacketID == 0 {
 		return dst, protocolErr(op, "packet identifier 0 [MQTT-2.2.1-3]")
 	}
-	if err := checkTopicName(string(p.Topic), v, p.Properties.TopicAlias != 0); err != nil {
+	if len(p.Topic) > MaxStringLen {
+		return dst, fmt.Errorf("%s: topic of %d bytes: %w", op, len(p.Topic), ErrPacketTooLarge)
+	}
+	if err := checkTopicBytes(p.Topic, v, p.Properties.TopicAlias != 0); err != nil {
 		return dst, fmt.Errorf("%s: %w", op, err)
 	}
 	start := len(dst)
