@@ -1,0 +1,134 @@
+//go:build !floodgate.solution
+
+package registry
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// MutexRegistry is a map guarded by one Mutex: every operation, read or
+// write, takes the same lock.
+type MutexRegistry struct {
+	mu sync.Mutex
+	m  map[string]Device // guarded by mu; made on first Store
+}
+
+func (r *MutexRegistry) Load(id string) (Device, bool) {
+	// TODO(Task 1): look id up.
+	return Device{}, false
+}
+
+func (r *MutexRegistry) Store(d Device) {
+	// TODO(Task 1): store d under d.ID.
+}
+
+func (r *MutexRegistry) Delete(id string) {
+	// TODO(Task 1): delete id.
+}
+
+func (r *MutexRegistry) Len() int {
+	// TODO(Task 1): count the devices.
+	return 0
+}
+
+// RWMutexRegistry is a map guarded by an RWMutex: readers share the lock,
+// writers take it alone.
+type RWMutexRegistry struct {
+	mu sync.RWMutex
+	m  map[string]Device // guarded by mu; made on first Store
+}
+
+func (r *RWMutexRegistry) Load(id string) (Device, bool) {
+	// TODO(Task 2): look id up.
+	return Device{}, false
+}
+
+func (r *RWMutexRegistry) Store(d Device) {
+	// TODO(Task 2): store d under d.ID.
+}
+
+func (r *RWMutexRegistry) Delete(id string) {
+	// TODO(Task 2): delete id.
+}
+
+func (r *RWMutexRegistry) Len() int {
+	// TODO(Task 2): count the devices.
+	return 0
+}
+
+// SyncMapRegistry is a sync.Map plus an atomic count, since sync.Map
+// cannot tell its length.
+type SyncMapRegistry struct {
+	m sync.Map     // string -> Device
+	n atomic.Int64 // number of keys in m
+}
+
+func (r *SyncMapRegistry) Load(id string) (Device, bool) {
+	// TODO(Task 3): look id up.
+	return Device{}, false
+}
+
+func (r *SyncMapRegistry) Store(d Device) {
+	// TODO(Task 3): store d under d.ID.
+}
+
+func (r *SyncMapRegistry) Delete(id string) {
+	// TODO(Task 3): delete id.
+}
+
+func (r *SyncMapRegistry) Len() int {
+	// TODO(Task 3): return the count you keep in r.n.
+	return 0
+}
+
+// ShardedRegistry spreads its keys over shardCount maps, each with its own
+// RWMutex, so that operations on different shards never wait for each
+// other.
+type ShardedRegistry struct {
+	once   sync.Once
+	seed   maphash.Seed // set once, by once, before any shard is used
+	shards [shardCount]shard
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]Device // guarded by mu; made on first Store
+	_  [40]byte          // pad to a cache line, so shards don't share one
+}
+
+func (r *ShardedRegistry) shard(id string) *shard {
+	// TODO(Task 4): set r.seed once (r.once, maphash.MakeSeed), then pick
+	// the shard by maphash.String(r.seed, id) % shardCount.
+	return &r.shards[0]
+}
+
+func (r *ShardedRegistry) Load(id string) (Device, bool) {
+	// TODO(Task 4): look id up.
+	return Device{}, false
+}
+
+func (r *ShardedRegistry) Store(d Device) {
+	// TODO(Task 4): store d under d.ID.
+}
+
+func (r *ShardedRegistry) Delete(id string) {
+	// TODO(Task 4): delete id.
+}
+
+// Len adds up the shards one at a time; under concurrent writes the sum is
+// not a snapshot of one instant.
+func (r *ShardedRegistry) Len() int {
+	// TODO(Task 4): count the devices.
+	return 0
+}
+
+// CountOnline looks up every id in r using workers goroutines (at least
+// one) and returns how many were found and how many were missing. It
+// returns when every lookup is done.
+func CountOnline(r Registry, ids []string, workers int) (found, missing uint64) {
+	// TODO(Task 5): start workers goroutines (wg.Add before go) that share
+	// the ids between them, count with atomic.Uint64, and wait for them all.
+	return 0, 0
+}
