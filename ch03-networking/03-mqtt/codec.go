@@ -190,20 +190,24 @@ func DecodePacket(h FixedHeader, body []byte, v Version) (Packet, error) {
 	return p, nil
 }
 
-// Decode decodes one whole packet from the front of b and returns it with the
-// number of bytes it used. It returns an error wrapping io.ErrUnexpectedEOF
-// if b holds only part of a packet, and ErrPacketTooLarge if the packet is
-// larger than maxSize (0 means DefaultMaxPacketSize).
-func Decode(b []byte, v Version, maxSize int) (Packet, int, error) {
+// ParseHeader parses the fixed header at the front of b, for callers that
+// buffer bytes themselves (an event loop, for instance). It returns the
+// header and its size. It returns an error wrapping io.ErrUnexpectedEOF if
+// b holds only part of the header, so the caller should read more; an error
+// wrapping ErrPacketTooLarge if the whole packet would be larger than maxSize
+// (0 means DefaultMaxPacketSize), before any of its body has arrived; and an
+// error wrapping ErrMalformed for a bad header. Whether the body is all in b
+// is the caller's check: len(b) >= n + int(h.RemainingLength).
+func ParseHeader(b []byte, maxSize int) (FixedHeader, int, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxPacketSize
 	}
-	// Gather the fixed header as Reader.Next does, so that a short buffer
-	// reads as "need more" and not as malformed.
+	// Gather the Remaining Length bytes as Reader.Next does, so that a
+	// short buffer reads as "need more" and not as malformed.
 	n := 1
 	for {
 		if n >= len(b) {
-			return nil, 0, fmt.Errorf("decode: fixed header: %w", io.ErrUnexpectedEOF)
+			return FixedHeader{}, 0, fmt.Errorf("parse header: %w", io.ErrUnexpectedEOF)
 		}
 		n++
 		if b[n-1]&0x80 == 0 || n == 5 {
@@ -212,10 +216,22 @@ func Decode(b []byte, v Version, maxSize int) (Packet, int, error) {
 	}
 	h, hl, err := DecodeFixedHeader(b[:n])
 	if err != nil {
-		return nil, 0, fmt.Errorf("decode: %w", err)
+		return FixedHeader{}, 0, fmt.Errorf("parse header: %w", err)
 	}
-	if h.Size() > maxSize {
-		return nil, 0, fmt.Errorf("decode: %s of %d bytes exceeds the limit of %d: %w", h.Type, h.Size(), maxSize, ErrPacketTooLarge)
+	if size := h.Size(); size > maxSize {
+		return h, hl, fmt.Errorf("parse header: %s of %d bytes exceeds the limit of %d: %w", h.Type, size, maxSize, ErrPacketTooLarge)
+	}
+	return h, hl, nil
+}
+
+// Decode decodes one whole packet from the front of b into a new value and
+// returns it with the number of bytes it used. It returns an error wrapping
+// io.ErrUnexpectedEOF if b holds only part of a packet, and the errors of
+// ParseHeader and of the packet's Decode otherwise.
+func Decode(b []byte, v Version, maxSize int) (Packet, int, error) {
+	h, hl, err := ParseHeader(b, maxSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode: %w", err)
 	}
 	end := hl + int(h.RemainingLength)
 	if end > len(b) {

@@ -359,7 +359,8 @@ func TestCodec_Malformed(t *testing.T) {
 		{"SUBSCRIBE no filters", V311, []byte{0x82, 0x02, 0x00, 0x01}, ErrProtocol},
 		{"SUBSCRIBE 3.1.1 reserved option bits", V311, []byte{0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x04}, ErrMalformed},
 		{"SUBSCRIBE 5.0 reserved option bits", V5, []byte{0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x40}, ErrMalformed},
-		{"SUBSCRIBE QoS 3", V5, []byte{0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x03}, ErrMalformed},
+		{"SUBSCRIBE 5.0 QoS 3", V5, []byte{0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x03}, ErrProtocol},
+		{"SUBSCRIBE 3.1.1 QoS 3", V311, []byte{0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x03}, ErrMalformed},
 		{"SUBSCRIBE retain handling 3", V5, []byte{0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x30}, ErrProtocol},
 		{"SUBSCRIBE No Local on $share", V5, []byte{0x82, 0x0F, 0x00, 0x01, 0x00, 0x00, 0x09, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/', 0x04}, ErrProtocol},
 		{"SUBSCRIBE filter, no options", V311, []byte{0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 'a'}, ErrMalformed},
@@ -563,4 +564,36 @@ func TestErrors(t *testing.T) {
 	assert.Equal(t, "PUBLISH", PUBLISH.String())
 	assert.Equal(t, "5.0", V5.String())
 	assert.Equal(t, "unknown(3)", Version(3).String())
+}
+
+func TestPublish_Clone(t *testing.T) {
+	needTasks(t)
+	var p Publish
+	require.NoError(t, p.Decode(FixedHeader{PUBLISH, 0x2, uint32(len(publishV5) - 2)}, publishV5[2:], V5))
+	p.Properties.User = []UserProperty{{"k", "v"}}
+	c := p.Clone()
+	require.Equal(t, &p, c)
+	p.Topic[0], p.Payload[0], p.Properties.SubscriptionIDs[0], p.Properties.User[0].Key = 'X', 'X', 1, "X"
+	require.Equal(t, "a/b", string(c.Topic), "the clone must not share the topic")
+	require.Equal(t, `{"t":21}`, string(c.Payload))
+	require.Equal(t, []uint32{129}, c.Properties.SubscriptionIDs)
+	require.Equal(t, "k", c.Properties.User[0].Key)
+}
+
+func TestParseHeader(t *testing.T) {
+	needTasks(t)
+	// What an event loop sees as bytes arrive: need more, need more, a header.
+	_, _, err := ParseHeader(nil, 0)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	_, _, err = ParseHeader([]byte{0x30, 0x80}, 0) // length continues
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	h, n, err := ParseHeader([]byte{0x30, 0x80, 0x01, 0x00}, 0) // 128-byte PUBLISH, body not here yet
+	require.NoError(t, err)
+	require.Equal(t, FixedHeader{PUBLISH, 0, 128}, h)
+	require.Equal(t, 3, n)
+	// Too large is known from the header alone, before the body arrives.
+	_, _, err = ParseHeader([]byte{0x30, 0x80, 0x01}, 100)
+	requireCode(t, err, ErrPacketTooLarge)
+	_, _, err = ParseHeader([]byte{0x36, 0x00}, 0)
+	requireCode(t, err, ErrMalformed)
 }

@@ -17,9 +17,14 @@
 // Read packets with a [Reader]: [Reader.ReadPacket] returns a new [Packet]
 // for each call, and [Reader.Next] returns the fixed header and a body that
 // the caller decodes itself, for example into a reused [Publish] with
-// [Publish.Decode]. Write packets by appending them to a byte slice with
+// [Publish.Decode]. A caller that buffers bytes itself (an event loop) uses
+// [ParseHeader], which tells "need more bytes" (io.ErrUnexpectedEOF) from
+// "bad" and refuses an oversized packet from its header alone, then
+// [DecodePacket] or [Publish.Decode]; [Decode] does both for a whole
+// packet. Write packets by appending them to a byte slice with
 // [Packet.AppendTo], or with [Encode]. All decoded strings are copies: no
-// packet value keeps a reference to the reader's buffer.
+// packet value keeps a reference to the reader's buffer, and [Publish.Clone]
+// makes a copy that outlives a reused value.
 //
 // # Versions
 //

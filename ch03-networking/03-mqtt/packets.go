@@ -1,8 +1,10 @@
 package mqtt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -584,7 +586,12 @@ func checkSubscription(sub Subscription, v Version) error {
 		return protocolErr("topic filter", "empty topic filter [MQTT-4.7.3-1]")
 	}
 	if sub.QoS > ExactlyOnce {
-		return malformed("subscription options", "QoS 3 [MQTT-3.8.3-5]")
+		if v == V311 {
+			return malformed("subscription options", "QoS 3 [MQTT-3-8.3-4]")
+		}
+		// 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has
+		// the value 3."
+		return protocolErr("subscription options", "Maximum QoS 3 (3.8.3.1)")
 	}
 	if v == V5 {
 		if sub.RetainHandling > 2 {
@@ -1033,4 +1040,25 @@ func checkTopicBytes(topic []byte, v Version, alias bool) error {
 		}
 	}
 	return nil
+}
+
+// Clone returns a deep copy of p that shares no memory with it: keep a
+// clone, not p, when p is a value the caller decodes into again (a retained
+// message, a message queued for a slow subscriber).
+func (p *Publish) Clone() *Publish {
+	c := *p
+	c.Topic = bytes.Clone(p.Topic)
+	c.Payload = bytes.Clone(p.Payload)
+	c.Properties = p.Properties.Clone()
+	return &c
+}
+
+// Clone returns a deep copy of p that shares no memory with it.
+func (p *Properties) Clone() Properties {
+	c := *p
+	c.CorrelationData = bytes.Clone(p.CorrelationData)
+	c.AuthData = bytes.Clone(p.AuthData)
+	c.SubscriptionIDs = slices.Clone(p.SubscriptionIDs)
+	c.User = slices.Clone(p.User)
+	return c
 }
