@@ -15,19 +15,23 @@ type MutexRegistry struct {
 	m  map[string]Device // guarded by mu; made on first Store
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *MutexRegistry) Load(id string) (Device, bool) {
 	// TODO(Task 1): look id up.
 	return Device{}, false
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *MutexRegistry) Store(d Device) {
 	// TODO(Task 1): store d under d.ID.
 }
 
+// Delete removes the device stored under id, if any.
 func (r *MutexRegistry) Delete(id string) {
 	// TODO(Task 1): delete id.
 }
 
+// Len returns the number of devices stored.
 func (r *MutexRegistry) Len() int {
 	// TODO(Task 1): count the devices.
 	return 0
@@ -40,19 +44,23 @@ type RWMutexRegistry struct {
 	m  map[string]Device // guarded by mu; made on first Store
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *RWMutexRegistry) Load(id string) (Device, bool) {
 	// TODO(Task 2): look id up.
 	return Device{}, false
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *RWMutexRegistry) Store(d Device) {
 	// TODO(Task 2): store d under d.ID.
 }
 
+// Delete removes the device stored under id, if any.
 func (r *RWMutexRegistry) Delete(id string) {
 	// TODO(Task 2): delete id.
 }
 
+// Len returns the number of devices stored.
 func (r *RWMutexRegistry) Len() int {
 	// TODO(Task 2): count the devices.
 	return 0
@@ -65,19 +73,23 @@ type SyncMapRegistry struct {
 	n atomic.Int64 // number of keys in m
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *SyncMapRegistry) Load(id string) (Device, bool) {
 	// TODO(Task 3): look id up.
 	return Device{}, false
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *SyncMapRegistry) Store(d Device) {
 	// TODO(Task 3): store d under d.ID.
 }
 
+// Delete removes the device stored under id, if any.
 func (r *SyncMapRegistry) Delete(id string) {
 	// TODO(Task 3): delete id.
 }
 
+// Len returns the number of devices stored.
 func (r *SyncMapRegistry) Len() int {
 	// TODO(Task 3): return the count you keep in r.n.
 	return 0
@@ -104,15 +116,18 @@ func (r *ShardedRegistry) shard(id string) *shard {
 	return &r.shards[0]
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *ShardedRegistry) Load(id string) (Device, bool) {
 	// TODO(Task 4): look id up.
 	return Device{}, false
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *ShardedRegistry) Store(d Device) {
 	// TODO(Task 4): store d under d.ID.
 }
 
+// Delete removes the device stored under id, if any.
 func (r *ShardedRegistry) Delete(id string) {
 	// TODO(Task 4): delete id.
 }

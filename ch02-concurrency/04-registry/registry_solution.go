@@ -15,6 +15,7 @@ type MutexRegistry struct {
 	m  map[string]Device // guarded by mu; made on first Store
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *MutexRegistry) Load(id string) (Device, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -22,6 +23,7 @@ func (r *MutexRegistry) Load(id string) (Device, bool) {
 	return d, ok
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *MutexRegistry) Store(d Device) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -31,12 +33,14 @@ func (r *MutexRegistry) Store(d Device) {
 	r.m[d.ID] = d
 }
 
+// Delete removes the device stored under id, if any.
 func (r *MutexRegistry) Delete(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.m, id)
 }
 
+// Len returns the number of devices stored.
 func (r *MutexRegistry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -50,6 +54,7 @@ type RWMutexRegistry struct {
 	m  map[string]Device // guarded by mu; made on first Store
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *RWMutexRegistry) Load(id string) (Device, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -57,6 +62,7 @@ func (r *RWMutexRegistry) Load(id string) (Device, bool) {
 	return d, ok
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *RWMutexRegistry) Store(d Device) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -66,12 +72,14 @@ func (r *RWMutexRegistry) Store(d Device) {
 	r.m[d.ID] = d
 }
 
+// Delete removes the device stored under id, if any.
 func (r *RWMutexRegistry) Delete(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.m, id)
 }
 
+// Len returns the number of devices stored.
 func (r *RWMutexRegistry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -85,6 +93,7 @@ type SyncMapRegistry struct {
 	n atomic.Int64 // number of keys in m
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *SyncMapRegistry) Load(id string) (Device, bool) {
 	v, ok := r.m.Load(id)
 	if !ok {
@@ -93,6 +102,7 @@ func (r *SyncMapRegistry) Load(id string) (Device, bool) {
 	return v.(Device), true
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *SyncMapRegistry) Store(d Device) {
 	// Swap says whether the key was there: count only new keys. Load then
 	// Store would race with another Store of the same new key.
@@ -101,12 +111,14 @@ func (r *SyncMapRegistry) Store(d Device) {
 	}
 }
 
+// Delete removes the device stored under id, if any.
 func (r *SyncMapRegistry) Delete(id string) {
 	if _, loaded := r.m.LoadAndDelete(id); loaded {
 		r.n.Add(-1)
 	}
 }
 
+// Len returns the number of devices stored.
 func (r *SyncMapRegistry) Len() int { return int(r.n.Load()) }
 
 // ShardedRegistry spreads its keys over shardCount maps, each with its own
@@ -129,6 +141,7 @@ func (r *ShardedRegistry) shard(id string) *shard {
 	return &r.shards[maphash.String(r.seed, id)%shardCount]
 }
 
+// Load returns the device stored under id, and whether there was one.
 func (r *ShardedRegistry) Load(id string) (Device, bool) {
 	s := r.shard(id)
 	s.mu.RLock()
@@ -137,6 +150,7 @@ func (r *ShardedRegistry) Load(id string) (Device, bool) {
 	return d, ok
 }
 
+// Store adds d under d.ID, replacing any device stored under that ID.
 func (r *ShardedRegistry) Store(d Device) {
 	s := r.shard(d.ID)
 	s.mu.Lock()
@@ -147,6 +161,7 @@ func (r *ShardedRegistry) Store(d Device) {
 	s.m[d.ID] = d
 }
 
+// Delete removes the device stored under id, if any.
 func (r *ShardedRegistry) Delete(id string) {
 	s := r.shard(id)
 	s.mu.Lock()
