@@ -1,0 +1,57 @@
+//go:build !floodgate.solution
+
+package epoll
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// dispatch handles one event from epoll_wait.
+func (l *Loop) dispatch(ev unix.EpollEvent) {
+	// TODO(Task 1): if ev.Fd is the listener, accept; otherwise find the
+	// conn in l.conns and call onReadable on EPOLLIN (and, for Task 3, on
+	// EPOLLRDHUP, EPOLLHUP and EPOLLERR).
+	// TODO(Task 2): call onWritable on EPOLLOUT, if the conn is still open.
+}
+
+// accept takes every connection the listener has ready, until EAGAIN: the
+// listener is edge-triggered, so what is left behind is not reported again.
+func (l *Loop) accept() {
+	// TODO(Task 1): loop on unix.Accept4(l.lfd, SOCK_NONBLOCK|SOCK_CLOEXEC);
+	// register each fd with EPOLLIN|EPOLLRDHUP (l.ctl), store a *conn in
+	// l.conns, count it in l.accepted and l.nConns. Stop at EAGAIN; count
+	// other errors in l.acceptErrors.
+}
+
+// onReadable reads once into the shared buffer and echoes what came. A read
+// of 0 bytes is the peer's FIN: the connection closes once its queue is
+// flushed. Level-triggered: anything left unread is reported again.
+func (l *Loop) onReadable(c *conn) {
+	// TODO(Task 1): unix.Read(c.fd, l.buf) and pass what came to l.send.
+	// TODO(Task 3): a read of 0 bytes or an error other than EAGAIN/EINTR
+	// closes the connection (after flushing c.out, for a FIN).
+}
+
+// send writes p to c now if nothing is queued before it, and queues the
+// rest, copied, since p is the shared buffer. With bytes queued, c waits for
+// EPOLLOUT; with MaxQueued queued, it stops being read.
+func (l *Loop) send(c *conn, p []byte) {
+	// TODO(Task 1): write p to c.fd.
+	// TODO(Task 2): keep what the socket did not take in c.out, register
+	// EPOLLOUT, call l.notePeak, and drop EPOLLIN (count l.paused) when
+	// c.out reaches l.cfg.MaxQueued.
+}
+
+// onWritable flushes c's queue as far as the socket takes it. Empty again,
+// c drops EPOLLOUT, frees its queue, and is read again (or closed, after a
+// FIN).
+func (l *Loop) onWritable(c *conn) {
+	// TODO(Task 2): write c.out; keep the rest; when it is empty set c.out
+	// to nil and go back to EPOLLIN only.
+}
+
+// closeConn removes c from the epoll set and the map and closes it.
+func (l *Loop) closeConn(c *conn) {
+	// TODO(Task 3): EPOLL_CTL_DEL, close the fd, delete from l.conns,
+	// update l.nConns and l.closed.
+}
