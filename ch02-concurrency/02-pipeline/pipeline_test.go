@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -65,7 +66,7 @@ func drain(out <-chan Event) (evs []Event, closed bool) {
 // closeAndDrain runs Close while reading Out, as a consumer must.
 func closeAndDrain(t *testing.T, p *Pipeline) ([]Event, bool, error) {
 	errc := make(chan error, 1)
-	go func() { errc <- p.Close(context.Background()) }()
+	go func() { errc <- safeClose(p, context.Background()) }()
 	evs, closed := drain(p.Out())
 	select {
 	case err := <-errc:
@@ -74,6 +75,38 @@ func closeAndDrain(t *testing.T, p *Pipeline) ([]Event, bool, error) {
 		t.Error("Close did not return")
 		return evs, closed, nil
 	}
+}
+
+// safeClose turns a panic in Close (closing a channel twice, say) into an
+// error, so that one broken task fails its test instead of the whole run.
+func safeClose(p *Pipeline, ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("Close panicked: %v", r)
+		}
+	}()
+	return p.Close(ctx)
+}
+
+type shutdown struct {
+	evs    []Event
+	closed bool
+	err    error
+}
+
+// newPipeline returns a pipeline and its shutdown: Close with Out drained,
+// run once, by the test or else when the test ends. Even a failing test
+// thus stops every goroutine it started, and reports instead of
+// deadlocking its bubble.
+func newPipeline(t *testing.T, cfg Config) (*Pipeline, func() shutdown) {
+	p, err := New(cfg)
+	require.NoError(t, err)
+	stop := sync.OnceValue(func() shutdown {
+		evs, closed, err := closeAndDrain(t, p)
+		return shutdown{evs, closed, err}
+	})
+	t.Cleanup(func() { stop() })
+	return p, stop
 }
 
 func seqs(evs []Event) []uint64 {
@@ -86,8 +119,7 @@ func seqs(evs []Event) []uint64 {
 
 func TestTask1_FanIn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p, err := New(Config{})
-		require.NoError(t, err)
+		p, stop := newPipeline(t, Config{})
 
 		const devices, each = 3, 5
 		for d := range devices {
@@ -97,7 +129,7 @@ func TestTask1_FanIn(t *testing.T) {
 				require.NoError(t, src.Send(t.Context(), Event{Device: src.Name(), Seq: uint64(i)}))
 			}
 		}
-		_, err = p.AddSource("dev-0")
+		_, err := p.AddSource("dev-0")
 		require.ErrorIs(t, err, ErrDuplicateSource)
 
 		perDevice := map[string][]uint64{}
@@ -110,20 +142,18 @@ func TestTask1_FanIn(t *testing.T) {
 		for dev, got := range perDevice {
 			assert.Equal(t, []uint64{0, 1, 2, 3, 4}, got, "order of %s", dev)
 		}
-		st := p.Stats()
-		assert.EqualValues(t, devices*each, st.Accepted)
+		assert.EqualValues(t, devices*each, p.Stats().Accepted)
 		synctest.Wait()
 		assert.EqualValues(t, devices*each, p.Stats().Delivered)
-		_, closed, err := closeAndDrain(t, p)
-		require.NoError(t, err)
-		assert.True(t, closed)
+		end := stop()
+		require.NoError(t, end.err)
+		assert.True(t, end.closed, "Close closes Out")
 	})
 }
 
 func TestTask2_BlockAppliesBackpressure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p, err := New(Config{Buffer: 2, Policy: Block})
-		require.NoError(t, err)
+		p, stop := newPipeline(t, Config{Buffer: 2, Policy: Block})
 		src, err := p.AddSource("meter")
 		require.NoError(t, err)
 
@@ -158,16 +188,21 @@ func TestTask2_BlockAppliesBackpressure(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		start := time.Now()
-		err = src.Send(ctx, Event{Seq: 4})
-		require.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.Equal(t, 5*time.Second, time.Since(start), "Send waits exactly until the deadline")
+		timed := make(chan error, 1)
+		go func() { timed <- src.Send(ctx, Event{Seq: 4}) }()
+		select {
+		case err := <-timed:
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Equal(t, 5*time.Second, time.Since(start), "Send waits exactly until the deadline")
+		case <-time.After(patience):
+			t.Fatal("Send ignored its context's deadline") // the shutdown frees it
+		}
 
-		evs, closed, err := closeAndDrain(t, p)
-		require.NoError(t, err)
-		assert.True(t, closed)
-		assert.Equal(t, []uint64{1, 2, 3}, seqs(evs))
-		st := p.Stats()
-		assert.Equal(t, Stats{Accepted: 4, Delivered: 4}, st)
+		end := stop()
+		require.NoError(t, end.err)
+		assert.True(t, end.closed)
+		assert.Equal(t, []uint64{1, 2, 3}, seqs(end.evs))
+		assert.Equal(t, Stats{Accepted: 4, Delivered: 4}, p.Stats())
 	})
 }
 
@@ -184,8 +219,7 @@ func TestTask3_DropPolicies(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.policy.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p, err := New(Config{Buffer: 4, Policy: c.policy})
-				require.NoError(t, err)
+				p, stop := newPipeline(t, Config{Buffer: 4, Policy: c.policy})
 				src, err := p.AddSource("meter")
 				require.NoError(t, err)
 				require.NoError(t, src.Send(t.Context(), Event{Seq: 0}))
@@ -203,6 +237,7 @@ func TestTask3_DropPolicies(t *testing.T) {
 							require.NoError(t, err)
 						}
 					default:
+						// Fatal is safe: the shutdown drains Out, which frees the sender.
 						t.Fatalf("%v: Send %d blocked; drop policies never wait", c.policy, i)
 					}
 				}
@@ -211,10 +246,10 @@ func TestTask3_DropPolicies(t *testing.T) {
 				} else {
 					assert.Zero(t, dropped, "DropOldest accepts every new event")
 				}
-				evs, closed, err := closeAndDrain(t, p)
-				require.NoError(t, err)
-				assert.True(t, closed)
-				assert.Equal(t, c.want, seqs(evs))
+				end := stop()
+				require.NoError(t, end.err)
+				assert.True(t, end.closed)
+				assert.Equal(t, c.want, seqs(end.evs))
 				assert.Equal(t, c.stats, p.Stats())
 			})
 		})
@@ -224,8 +259,7 @@ func TestTask3_DropPolicies(t *testing.T) {
 func TestTask4_OrderlyClose(t *testing.T) {
 	t.Run("delivers everything queued and stops every goroutine", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			p, err := New(Config{Buffer: 8})
-			require.NoError(t, err)
+			p, stop := newPipeline(t, Config{Buffer: 8})
 			for d := range 4 {
 				src, err := p.AddSource(fmt.Sprint("dev-", d))
 				require.NoError(t, err)
@@ -247,19 +281,19 @@ func TestTask4_OrderlyClose(t *testing.T) {
 			}()
 			synctest.Wait()
 
-			evs, closed, err := closeAndDrain(t, p)
-			require.NoError(t, err)
-			assert.True(t, closed, "Out is closed once everything is delivered")
+			end := stop()
+			require.NoError(t, end.err)
+			assert.True(t, end.closed, "Out is closed once everything is delivered")
 			require.ErrorIs(t, <-blocked, ErrClosed)
 			st := p.Stats()
 			assert.Equal(t, st.Accepted, st.Delivered, "nothing queued is lost")
-			assert.Len(t, evs, int(st.Delivered))
-			assert.GreaterOrEqual(t, len(evs), 4*8+8)
+			assert.Len(t, end.evs, int(st.Delivered))
+			assert.GreaterOrEqual(t, len(end.evs), 4*8+8)
 
 			_, err = p.AddSource("late")
 			require.ErrorIs(t, err, ErrClosed)
 			require.ErrorIs(t, src.Send(t.Context(), Event{}), ErrClosed)
-			require.NoError(t, p.Close(context.Background()), "Close twice is fine")
+			require.NoError(t, safeClose(p, context.Background()), "Close twice is fine")
 
 			synctest.Wait()
 			assert.Zero(t, running("pipeline.(*Pipeline).forward"), "no goroutine left behind")
@@ -277,15 +311,23 @@ func TestTask4_OrderlyClose(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
-			err = p.Close(ctx) // nobody reads Out
-			require.ErrorIs(t, err, context.DeadlineExceeded)
-			_, ok := <-p.Out()
+			closed := make(chan error, 1)
+			go func() { closed <- safeClose(p, ctx) }() // nobody reads Out
+			select {
+			case err := <-closed:
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+			case <-time.After(patience):
+				t.Error("Close waited for a consumer that never came; it must give up at its deadline")
+				drain(p.Out()) // let it finish, so that the test can end
+				<-closed
+				return
+			}
+			_, ok := recv(p.Out())
 			assert.False(t, ok, "Out is closed even when Close gives up")
 			assert.Equal(t, Stats{Accepted: 5, Discarded: 5}, p.Stats())
 		})
 	})
 }
-
 func TestNewRejectsBadConfig(t *testing.T) {
 	_, err := New(Config{Buffer: -1})
 	require.ErrorIs(t, err, ErrBadConfig)

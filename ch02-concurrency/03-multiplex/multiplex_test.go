@@ -168,8 +168,19 @@ func TestTask2_Heartbeat(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 			defer cancel()
+			out := make(chan Packet) // nobody reads it
 			start := time.Now()
-			err := Heartbeat(ctx, time.Minute, make(chan Packet), make(chan Packet)) // nobody reads out
+			done := result(func() error { return Heartbeat(ctx, time.Minute, make(chan Packet), out) })
+			err, ok := recv(done)
+			if !ok {
+				t.Error("Heartbeat stayed blocked on out after its context ended")
+				for range 10 { // unblock it, so that the test can end
+					if _, ok := recv(out); !ok {
+						break
+					}
+				}
+				return
+			}
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 			assert.Equal(t, 5*time.Minute, time.Since(start))
 		})

@@ -147,7 +147,11 @@ func TestTask2_WeightedJobs(t *testing.T) {
 	t.Run("a job heavier than capacity", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ran := false
-			err := RunJobs(t.Context(), 10, []Job{
+			// Without the up-front check, Acquire(11) of 10 would wait for
+			// the context: this deadline turns that into a failure.
+			ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+			defer cancel()
+			err := RunJobs(ctx, 10, []Job{
 				{Name: "small", Weight: 1, Run: func(context.Context) error { ran = true; return nil }},
 				{Name: "huge", Weight: 11, Run: func(context.Context) error { return nil }},
 			})
