@@ -263,3 +263,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	_, err := New(Config{MaxQueued: -1})
 	assert.ErrorIs(t, err, ErrBadConfig)
 }
+
+func TestQoS2IsRefused(t *testing.T) {
+	needParts(t)
+	_, addr := startBroker(t, Config{})
+	c, ack := dialRaw(t, addr, &mqtt.Connect{Version: mqtt.V5, ClientID: "q2", CleanStart: true})
+	assert.Equal(t, mqtt.AtLeastOnce, mqtt.QoS(ack.Properties.MaximumQoS), "CONNACK says Maximum QoS 1")
+	assert.True(t, ack.Properties.Has(mqtt.PropMaximumQoS))
+	c.send(t, &mqtt.Publish{QoS: mqtt.ExactlyOnce, PacketID: 1, Topic: []byte("t"), Payload: []byte("x")})
+	d, ok := c.next(t).(*mqtt.Disconnect)
+	require.True(t, ok, "DISCONNECT expected")
+	assert.Equal(t, mqtt.QoSNotSupported, d.ReasonCode)
+	c.eof(t)
+}

@@ -14,6 +14,10 @@ import (
 	topics "floodgate/ch03-networking/04-topics"
 )
 
+// errQoS2 carries the reason code a 5.0 client gets in DISCONNECT when it
+// publishes at QoS 2 anyway.
+var errQoS2 = &mqtt.Error{Code: mqtt.QoSNotSupported, Msg: "QoS 2 is not supported"}
+
 // New returns a Broker with cfg's defaults filled in. It returns an error
 // wrapping ErrBadConfig for a negative field.
 func New(cfg Config) (*Broker, error) {
@@ -133,7 +137,7 @@ func (b *Broker) ServeConn(nc net.Conn) {
 	close(c.done)
 	b.wg.Done()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-		b.log.Debug("connection closed", "remote", nc.RemoteAddr().String(), "err", err)
+		b.log.Debug("connection closed", "remote", nc.RemoteAddr(), "err", err)
 	}
 }
 
@@ -264,8 +268,8 @@ func (b *Broker) handle(c *conn, s *session, p mqtt.Packet) (graceful bool, err 
 }
 
 func (b *Broker) handlePublish(c *conn, p *mqtt.Publish) error {
-	if p.QoS > 1 {
-		return fmt.Errorf("PUBLISH QoS %d: %w (MQTT 5.0 0x9B)", p.QoS, ErrUnsupported)
+	if p.QoS > 1 { // CONNACK said Maximum QoS 1 to 5.0 clients
+		return fmt.Errorf("PUBLISH QoS %d: %w: %w", p.QoS, ErrUnsupported, errQoS2)
 	}
 	m := &message{topic: string(p.Topic), payload: slices.Clone(p.Payload), qos: p.QoS, retain: p.Retain}
 	if err := topics.ValidateName(m.topic); err != nil { // also an empty topic sent with an alias we never offered
