@@ -82,6 +82,10 @@ type Loop struct {
 	// Owned by the goroutine in Run: no lock.
 	conns map[int]*conn
 	buf   []byte
+	// acceptBlocked is set when accept stopped on EMFILE or ENFILE with
+	// connections still waiting: the edge-triggered listener will not
+	// report them again, so the next closed connection retries accept.
+	acceptBlocked bool
 
 	mu    sync.Mutex
 	state int           // guarded by mu: stateIdle, stateRunning, stateClosed

@@ -21,6 +21,8 @@ func (l *Loop) accept() {
 	// register each fd with EPOLLIN|EPOLLRDHUP (l.ctl), store a *conn in
 	// l.conns, count it in l.accepted and l.nConns. Stop at EAGAIN; count
 	// other errors in l.acceptErrors.
+	// TODO(Task 4): on EMFILE or ENFILE, set l.acceptBlocked before
+	// returning.
 }
 
 // onReadable reads once into the shared buffer and echoes what came. A read
@@ -50,8 +52,12 @@ func (l *Loop) onWritable(c *conn) {
 	// to nil and go back to EPOLLIN only.
 }
 
-// closeConn removes c from the epoll set and the map and closes it.
+// closeConn removes c from the epoll set and the map and closes it. If
+// accept ran out of descriptors, the one just freed goes to the next
+// waiting connection.
 func (l *Loop) closeConn(c *conn) {
 	// TODO(Task 3): EPOLL_CTL_DEL, close the fd, delete from l.conns,
 	// update l.nConns and l.closed.
+	// TODO(Task 4): if l.acceptBlocked, clear it and accept again: the
+	// descriptor just freed can take a waiting connection.
 }

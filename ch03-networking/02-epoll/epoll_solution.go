@@ -46,7 +46,14 @@ func (l *Loop) accept() {
 			return
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
 			continue
-		default: // EMFILE, ENFILE, ENOBUFS...: count it and wait for the next event
+		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+			// Out of descriptors, with connections still waiting. The
+			// listener is edge-triggered and will not report them again:
+			// the next closeConn, which frees a descriptor, retries.
+			l.acceptErrors.Add(1)
+			l.acceptBlocked = true
+			return
+		default: // ENOBUFS, ENOMEM...: count it, wait for the next connection
 			l.acceptErrors.Add(1)
 			return
 		}
@@ -166,6 +173,10 @@ func write(fd int, p []byte) (int, error) {
 // closeConn removes c from the epoll set and the map and closes it.
 // Closing the descriptor would remove it from the set too, but only once no
 // other descriptor refers to the same socket; the explicit delete is exact.
+// If accept ran out of descriptors, the one just freed goes to the next
+// waiting connection. (That connection may get c's descriptor number; an
+// event for c later in the same batch then reaches it, and finds nothing to
+// read or write.)
 func (l *Loop) closeConn(c *conn) {
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
@@ -173,4 +184,8 @@ func (l *Loop) closeConn(c *conn) {
 	c.out = nil
 	l.nConns.Add(-1)
 	l.closed.Add(1)
+	if l.acceptBlocked {
+		l.acceptBlocked = false
+		l.accept()
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,4 +257,74 @@ func TestListenAndLifecycle(t *testing.T) {
 	}
 	require.NoError(t, l.Close())
 	assert.Equal(t, before, openFDs(t))
+}
+
+// limitFreeFDs lowers the soft RLIMIT_NOFILE so that exactly free
+// descriptor numbers are left, and returns a function that restores it.
+// RLIMIT_NOFILE caps the descriptor number, not the count: the free numbers
+// are the holes below the limit.
+func limitFreeFDs(t *testing.T, free int) func() {
+	t.Helper()
+	var orig syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig))
+	dir, err := os.Open("/proc/self/fd")
+	require.NoError(t, err)
+	names, err := dir.Readdirnames(-1)
+	self := int(dir.Fd()) // listed, but free again once closed
+	dir.Close()
+	require.NoError(t, err)
+	used := map[int]bool{}
+	for _, name := range names {
+		if fd, err := strconv.Atoi(name); err == nil && fd != self {
+			used[fd] = true
+		}
+	}
+	limit := 0
+	for left := free; left > 0; limit++ {
+		if !used[limit] {
+			left--
+		}
+	}
+	lowered := orig
+	lowered.Cur = uint64(limit)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lowered))
+	return func() { require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig)) }
+}
+
+func TestTask4_RecoverFromEMFILE(t *testing.T) {
+	l, err := Listen("127.0.0.1:0", Config{})
+	require.NoError(t, err)
+	// Four clients connect before the loop runs: the kernel completes their
+	// handshakes and queues them on the listener.
+	var cs []*net.TCPConn
+	for range 4 {
+		cs = append(cs, dial(t, l))
+	}
+	// Leave the process two free descriptors: the loop accepts two
+	// connections, then accept4 fails with EMFILE.
+	restore := limitFreeFDs(t, 2)
+	restored := false
+	defer func() {
+		if !restored {
+			restore()
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run(context.Background()) }()
+	defer func() { l.Close(); <-errc }()
+
+	require.NoError(t, echo(cs[0], "first"), "the first connection is accepted")
+	require.NoError(t, echo(cs[1], "second"), "the second connection is accepted")
+	require.Eventually(t, func() bool { return l.Stats().AcceptErrors > 0 }, 2*time.Second, time.Millisecond,
+		"the third accept should fail with EMFILE")
+	assert.EqualValues(t, 2, l.Stats().Conns)
+
+	// One client leaves: its descriptor is freed, and the loop must hand it
+	// to a connection still waiting, without a new one arriving to wake it.
+	cs[0].Close()
+	require.NoError(t, echo(cs[2], "third"), "a connection waiting while descriptors ran out is accepted when one frees up")
+	restore()
+	restored = true
+	cs[1].Close()
+	require.NoError(t, echo(cs[3], "fourth"))
 }

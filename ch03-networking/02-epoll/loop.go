@@ -170,6 +170,7 @@ func (l *Loop) shutdown() {
 	l.mu.Lock()
 	l.state = stateClosed
 	l.mu.Unlock()
+	l.acceptBlocked = false // accept nothing more while closing
 	for _, c := range l.conns {
 		l.closeConn(c)
 	}
