@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"fmt"
 	"go/ast"
+	"go/build/constraint"
 	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,6 +91,11 @@ func Inspect(root string, lab *Lab) (*LabInfo, error) {
 			return nil, fmt.Errorf("inspect %s: %w", lab.Path, err)
 		}
 		tag := buildTag(src)
+		role, err := tagRole(tag)
+		if err != nil {
+			problem("%s: %v", name, err)
+			continue
+		}
 		switch {
 		case strings.HasSuffix(name, "_test.go"):
 			testFiles++
@@ -105,17 +112,17 @@ func Inspect(root string, lab *Lab) (*LabInfo, error) {
 				if m := taskTestRE.FindStringSubmatch(fn.Name.Name); m != nil {
 					n, _ := strconv.Atoi(m[1])
 					tests[n] = append(tests[n], fn.Name.Name)
-					if tag != "" {
-						problem("%s holds %s but has a build constraint (%s): task tests must be shared by stub and solution", name, fn.Name.Name, tag)
+					if role != shared {
+						problem("%s holds %s but is built for one side only (%s): task tests must be shared by stub and solution", name, fn.Name.Name, tag)
 					}
 				}
 			}
-		case tag == "!"+SolutionTag:
+		case role == stub:
 			info.Stubs = append(info.Stubs, name)
 			if !bytes.Contains(src, []byte("TODO")) {
 				problem("stub %s has no TODO marking where the reader works", name)
 			}
-		case tag == SolutionTag:
+		case role == solution:
 			info.Solutions = append(info.Solutions, name)
 		}
 	}
@@ -243,6 +250,40 @@ func parseHints(src []byte) map[int][]Hint {
 	}
 	flush()
 	return out
+}
+
+type fileRole int
+
+const (
+	shared   fileRole = iota // built for both, or for neither
+	stub                     // built only without the solution tag
+	solution                 // built only with it
+)
+
+// tagRole says which side of the lab a file's //go:build line puts it on,
+// on this platform: `!floodgate.solution` (or `linux && !floodgate.solution`
+// for a lab that needs Linux) is the stub, `floodgate.solution` the reference.
+func tagRole(tag string) (fileRole, error) {
+	if tag == "" {
+		return shared, nil
+	}
+	expr, err := constraint.Parse("//go:build " + tag)
+	if err != nil {
+		return shared, fmt.Errorf("bad //go:build line: %w", err)
+	}
+	platform := func(t string) bool {
+		return t == runtime.GOOS || t == runtime.GOARCH || t == "gc" || strings.HasPrefix(t, "go1.") ||
+			(t == "unix" && runtime.GOOS != "windows" && runtime.GOOS != "plan9" && runtime.GOOS != "js" && runtime.GOOS != "wasip1")
+	}
+	with := expr.Eval(func(t string) bool { return t == SolutionTag || platform(t) })
+	without := expr.Eval(func(t string) bool { return t != SolutionTag && platform(t) })
+	switch {
+	case without && !with:
+		return stub, nil
+	case with && !without:
+		return solution, nil
+	}
+	return shared, nil
 }
 
 // buildTag returns the expression of a file's //go:build line, or "".

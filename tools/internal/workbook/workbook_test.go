@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -242,4 +243,23 @@ func TestVerifyCompilesTheLessonsGoBlocks(t *testing.T) {
 	require.Len(t, res.Problems, 1, "only the block that calls a missing function fails; the partial one is skipped")
 	assert.Contains(t, res.Problems[0], "go block does not compile")
 	assert.Contains(t, res.Problems[0], "Triple")
+}
+
+func TestTagRole(t *testing.T) {
+	for tag, want := range map[string]fileRole{
+		"":                                          shared,
+		"!floodgate.solution":                       stub,
+		"floodgate.solution":                        solution,
+		runtime.GOOS + " && !floodgate.solution":    stub,
+		runtime.GOOS + " && floodgate.solution":     solution,
+		"plan9 && !floodgate.solution":              shared, // not built here at all
+		runtime.GOOS:                                shared,
+		"floodgate.solution || !floodgate.solution": shared,
+	} {
+		got, err := tagRole(tag)
+		require.NoError(t, err, tag)
+		assert.Equal(t, want, got, "%q", tag)
+	}
+	_, err := tagRole("&& broken")
+	assert.Error(t, err)
 }
