@@ -8,12 +8,13 @@ MODULES := ch01-intro ch02-concurrency ch03-networking ch04-tuning ch05-edge cap
 # with floodgate/, so this pattern covers the whole workspace.
 PKGS    := floodgate/...
 
-.PHONY: help test fmt vet verify race lab capstone tidy
+.PHONY: help test fmt vet verify race lab capstone tidy tune
 
 help:
 	@echo "make test      everything CI checks: gofmt, vet (both builds), wb verify, -race tests"
 	@echo "make lab       the workbook: where you are and what to do next (go tool wb)"
 	@echo "make capstone  run the Floodgate broker (MINE=1 builds it from your own labs)"
+	@echo "make tune      which limits of this machine cap the connection count, and how to raise them"
 	@echo "make tidy      check that every module's go.mod is tidy on its own"
 
 test: fmt vet verify race
@@ -37,6 +38,9 @@ lab:
 
 capstone:
 	@echo "The capstone broker is not written yet: see capstone/README.md." >&2; exit 1
+
+tune:
+	@$(GO) run floodgate/tools/cmd/tune
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "go.mod of $$m is not tidy"; exit 1; }; done; echo "tidy: ok"
