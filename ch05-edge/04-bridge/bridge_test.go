@@ -232,9 +232,31 @@ func TestTask2_Spool(t *testing.T) {
 func bridgeConfig(local, upstream, dir string) Config {
 	return Config{
 		Local: local, Upstream: upstream, SpoolDir: dir,
-		Topics:        []string{"sensors/#"},
-		ClientID:      bridgeID,
-		RetryInterval: 50 * time.Millisecond,
+		Topics:         []string{"sensors/#"},
+		ClientID:       bridgeID,
+		RetryInterval:  50 * time.Millisecond,
+		PublishTimeout: 2 * time.Second,
+	}
+}
+
+// fakeMessage is a received MQTT message whose Ack runs a check.
+type fakeMessage struct {
+	topic   string
+	payload []byte
+	onAck   func()
+	acks    int
+}
+
+func (m *fakeMessage) Duplicate() bool   { return false }
+func (m *fakeMessage) Qos() byte         { return 1 }
+func (m *fakeMessage) Retained() bool    { return false }
+func (m *fakeMessage) Topic() string     { return m.topic }
+func (m *fakeMessage) MessageID() uint16 { return 1 }
+func (m *fakeMessage) Payload() []byte   { return m.payload }
+func (m *fakeMessage) Ack() {
+	m.acks++
+	if m.onAck != nil {
+		m.onAck()
 	}
 }
 
@@ -242,6 +264,43 @@ func TestTask3_Accept(t *testing.T) {
 	t.Run("New checks its config", func(t *testing.T) {
 		_, err := New(Config{Local: "a:1", Upstream: "b:1", SpoolDir: "d"}, nil)
 		require.ErrorIs(t, err, ErrBadConfig)
+	})
+	t.Run("the record is in the spool when Ack is called", func(t *testing.T) {
+		dir := t.TempDir()
+		b, err := New(bridgeConfig("a:1", "b:1", dir), nil)
+		require.NoError(t, err)
+		sp := openSpool(t, dir)
+		for i := range 5 {
+			m := &fakeMessage{topic: "sensors/t1", payload: []byte(fmt.Sprint("reading-", i))}
+			m.onAck = func() {
+				assert.Equal(t, i+1, len(readLog(t, dir)), "PUBACK for message %d before its record was written", i)
+			}
+			require.NoError(t, b.accept(sp, m))
+			require.Equal(t, 1, m.acks, "message %d", i)
+		}
+		assert.Equal(t, Stats{Accepted: 5}, b.Stats())
+	})
+	t.Run("no Ack when the spool fails", func(t *testing.T) {
+		dir := t.TempDir()
+		b, err := New(bridgeConfig("a:1", "b:1", dir), nil)
+		require.NoError(t, err)
+		sp := openSpool(t, dir)
+		require.NoError(t, sp.Close()) // every Append now fails
+		m := &fakeMessage{topic: "sensors/t1", payload: []byte("lost?")}
+		require.ErrorIs(t, b.accept(sp, m), ErrClosed)
+		assert.Zero(t, m.acks, "acknowledged a message that is not on disk")
+		assert.Equal(t, Stats{}, b.Stats())
+	})
+	t.Run("a message too large for the spool is acknowledged and dropped", func(t *testing.T) {
+		dir := t.TempDir()
+		b, err := New(bridgeConfig("a:1", "b:1", dir), nil)
+		require.NoError(t, err)
+		sp := openSpool(t, dir)
+		m := &fakeMessage{topic: "sensors/t1", payload: make([]byte, MaxPayload)}
+		require.NoError(t, b.accept(sp, m))
+		assert.Equal(t, 1, m.acks, "the broker would send it again forever")
+		assert.Equal(t, Stats{Dropped: 1}, b.Stats())
+		assert.Empty(t, readLog(t, dir))
 	})
 	t.Run("chosen topics are on disk before the PUBACK", func(t *testing.T) {
 		dir := t.TempDir()
@@ -257,8 +316,8 @@ func TestTask3_Accept(t *testing.T) {
 				mu.Unlock()
 			}
 		}
-		b, exited, runErr := runBridge(t, bridgeConfig(local.addr, freeAddr(t), dir))
-		local.watch.until(t, "the bridge to subscribe", exited, func(_, _ []string, s int) bool { return s > 0 })
+		b := runBridge(t, bridgeConfig(local.addr, freeAddr(t), dir))
+		local.watch.until(t, "the bridge to subscribe", b.exited, func(_, _ []string, s int) bool { return s > 0 })
 
 		pub := publisher(t, local.addr)
 		var want []string
@@ -268,24 +327,20 @@ func TestTask3_Accept(t *testing.T) {
 			publish(t, pub, "sensors/t1", payload)
 			want = append(want, "sensors/t1 "+payload)
 		}
-		local.watch.until(t, "50 messages accepted", exited, func(a, _ []string, _ int) bool { return len(a) >= 50 })
-		select {
-		case <-exited:
-			t.Fatalf("the bridge stopped: %v", *runErr)
-		default:
-		}
+		local.watch.until(t, "50 messages accepted", b.exited, func(a, _ []string, _ int) bool { return len(a) >= 50 })
+		b.stop()
+		require.NoError(t, b.err, "Run should return nil when its context is cancelled")
 		mu.Lock()
 		assert.Empty(t, notOnDisk, "acknowledged before they were in the spool")
 		mu.Unlock()
 		assert.Equal(t, uint64(50), b.Stats().Accepted)
 		// The upstream is down, so everything is still in the spool.
-		require.Equal(t, want, readSpoolWhileRunning(t, dir))
+		require.Equal(t, want, readLog(t, dir))
 	})
 }
 
-// readSpoolWhileRunning reads the spool's records straight from the file,
-// leaving the running bridge's spool alone.
-func readSpoolWhileRunning(t *testing.T, dir string) []string {
+// readLog decodes every record in dir's spool log, straight from the file.
+func readLog(t *testing.T, dir string) []string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, logName))
 	require.NoError(t, err)
@@ -319,7 +374,7 @@ func TestTask4_Forward(t *testing.T) {
 	t.Run("the spool is replayed in order when the upstream returns", func(t *testing.T) {
 		local := startBroker(t, "127.0.0.1:0", newWatch())
 		upAddr := freeAddr(t)
-		_, exited, _ := runBridge(t, bridgeConfig(local.addr, upAddr, t.TempDir()))
+		exited := runBridge(t, bridgeConfig(local.addr, upAddr, t.TempDir())).exited
 		local.watch.until(t, "the bridge to subscribe", exited, func(_, _ []string, s int) bool { return s > 0 })
 		pub := publisher(t, local.addr)
 		var want []string
@@ -335,6 +390,34 @@ func TestTask4_Forward(t *testing.T) {
 		up.watch.until(t, "all 100 upstream", exited, func(_, p []string, _ int) bool { return len(firstSeen(p)) >= 100 })
 		_, published, _ := up.watch.snapshot()
 		require.Equal(t, want, firstSeen(published), "upstream got them out of order, or got others")
+	})
+	t.Run("an outage in mid-stream is spooled and caught up", func(t *testing.T) {
+		local := startBroker(t, "127.0.0.1:0", newWatch())
+		upWatch := newWatch()
+		up := startBroker(t, "127.0.0.1:0", upWatch)
+		b := runBridge(t, bridgeConfig(local.addr, up.addr, t.TempDir()))
+		exited := b.exited
+		local.watch.until(t, "the bridge to subscribe", exited, func(_, _ []string, s int) bool { return s > 0 })
+		pub := publisher(t, local.addr)
+		var want []string
+		send := func(from, to int) {
+			for i := from; i < to; i++ {
+				payload := fmt.Sprintf("reading-%03d", i)
+				publish(t, pub, "sensors/t1", payload)
+				want = append(want, "sensors/t1 "+payload)
+			}
+		}
+		send(0, 30)
+		upWatch.until(t, "the first 30 upstream", exited, func(_, p []string, _ int) bool { return len(firstSeen(p)) >= 30 })
+
+		up.stop() // the uplink drops
+		send(30, 60)
+		local.watch.until(t, "60 messages accepted", exited, func(a, _ []string, _ int) bool { return len(a) >= 60 })
+		startBroker(t, up.addr, upWatch) // and comes back, at the same address
+		upWatch.until(t, "all 60 upstream", exited, func(_, p []string, _ int) bool { return len(firstSeen(p)) >= 60 })
+		_, published, _ := upWatch.snapshot()
+		require.Equal(t, want, firstSeen(published))
+		assert.GreaterOrEqual(t, b.Stats().Accepted, uint64(60))
 	})
 	t.Run("nothing accepted is lost when the bridge is killed with SIGKILL", func(t *testing.T) {
 		testSIGKILL(t)

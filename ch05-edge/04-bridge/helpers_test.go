@@ -144,6 +144,7 @@ type broker struct {
 	addr  string
 	srv   *mochi.Server
 	watch *watch
+	once  sync.Once // mochi's Close panics when called twice
 }
 
 // startBroker starts a broker on addr ("127.0.0.1:0" for any port) and stops
@@ -162,7 +163,7 @@ func startBroker(t *testing.T, addr string, w *watch) *broker {
 	return b
 }
 
-func (b *broker) stop() { _ = b.srv.Close() }
+func (b *broker) stop() { b.once.Do(func() { _ = b.srv.Close() }) }
 
 // freeAddr returns a loopback address nothing listens on: the upstream,
 // before it is started.
@@ -193,42 +194,29 @@ func publish(t *testing.T, c paho.Client, topic, payload string) {
 	require.NoError(t, tok.Error())
 }
 
-// runBridge runs an in-process bridge until the test ends. exited is closed
-// when Run returns; its error is in *err after that.
-func runBridge(t *testing.T, cfg Config) (b *Bridge, exited <-chan struct{}, err *error) {
-	t.Helper()
-	b, e := New(cfg, nil)
-	require.NoError(t, e)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = b.Run(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return b, done, &runErr
+// running is an in-process bridge started by runBridge.
+type running struct {
+	*Bridge
+	exited <-chan struct{} // closed when Run has returned
+	err    error           // Run's result, once exited is closed
+	stop   func()          // cancels Run and waits for it; idempotent
 }
 
-// readSpool returns the payloads of the records in dir's spool from its
-// cursor on, as "topic payload" strings.
-func readSpool(t *testing.T, dir string) []string {
+// runBridge runs an in-process bridge until stop is called or the test ends.
+func runBridge(t *testing.T, cfg Config) *running {
 	t.Helper()
-	sp, err := OpenSpool(dir)
+	b, err := New(cfg, nil)
 	require.NoError(t, err)
-	defer func() { _ = sp.Close() }()
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // Next returns at once when nothing is left
-	var out []string
-	for {
-		rec, err := sp.Next(ctx)
-		if err != nil {
-			return out
-		}
-		topic, payload, err := decodeMessage(rec.Payload)
-		require.NoError(t, err)
-		out = append(out, topic+" "+string(payload))
-	}
+	done := make(chan struct{})
+	r := &running{Bridge: b, exited: done}
+	go func() {
+		defer close(done)
+		r.err = b.Run(ctx)
+	}()
+	r.stop = func() { cancel(); <-done }
+	t.Cleanup(r.stop)
+	return r
 }
 
 // fileContains reports whether dir's spool log holds b.
