@@ -1,0 +1,261 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Options configure Open. The zero value is the safe default.
+type Options struct {
+	// NoSync skips the fsync at each commit: faster, and a power loss may
+	// lose the last commits (a process crash does not). Default false.
+	NoSync bool
+	// Timeout is how long Open waits for another process's lock on the
+	// file. Default 1s.
+	Timeout time.Duration
+}
+
+// Bolt is the bbolt Store: one file, buckets "sessions", "retained" and
+// "inflight" (one nested bucket per client). Every write is one bbolt
+// transaction, committed and (unless NoSync) fsynced before the method
+// returns. Values are JSON. It is safe for concurrent use; bbolt serialises
+// writers.
+type Bolt struct {
+	db *bolt.DB
+}
+
+var _ Store = (*Bolt)(nil)
+
+var (
+	bucketSessions = []byte("sessions")
+	bucketRetained = []byte("retained")
+	bucketInFlight = []byte("inflight")
+)
+
+// Open opens (creating if needed) the bbolt store at path.
+func Open(path string, opts Options) (*Bolt, error) {
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("store open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSessions, bucketRetained, bucketInFlight} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store open %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+// wrap names the operation and maps bbolt's closed error to ErrClosed.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return fmt.Errorf("store %s: %w", op, ErrClosed)
+	}
+	return fmt.Errorf("store %s: %w", op, err)
+}
+
+func decode(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return nil
+}
+
+// SaveSession implements Store.
+func (s *Bolt) SaveSession(sess Session) error {
+	if sess.ClientID == "" {
+		return fmt.Errorf("store save session: empty client id: %w", ErrInvalid)
+	}
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("store save session: %w", err)
+	}
+	return wrap("save session", s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).Put([]byte(sess.ClientID), v)
+	}))
+}
+
+// LoadSession implements Store.
+func (s *Bolt) LoadSession(clientID string) (Session, error) {
+	var sess Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get([]byte(clientID))
+		if v == nil {
+			return ErrNotFound
+		}
+		return decode(v, &sess)
+	})
+	return sess, wrap(fmt.Sprintf("load session %q", clientID), err)
+}
+
+// DeleteSession implements Store.
+func (s *Bolt) DeleteSession(clientID string) error {
+	return wrap("delete session", s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketSessions).Delete([]byte(clientID)); err != nil {
+			return err
+		}
+		err := tx.Bucket(bucketInFlight).DeleteBucket([]byte(clientID))
+		if errors.Is(err, bolt.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	}))
+}
+
+// Sessions implements Store.
+func (s *Bolt) Sessions() ([]Session, error) {
+	var out []Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(_, v []byte) error {
+			var sess Session
+			if err := decode(v, &sess); err != nil {
+				return err
+			}
+			out = append(out, sess)
+			return nil
+		})
+	})
+	return out, wrap("sessions", err)
+}
+
+// SetRetained implements Store.
+func (s *Bolt) SetRetained(m Message) error {
+	if m.Topic == "" {
+		return fmt.Errorf("store set retained: empty topic: %w", ErrInvalid)
+	}
+	if len(m.Payload) == 0 {
+		return wrap("set retained", s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketRetained).Delete([]byte(m.Topic))
+		}))
+	}
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("store set retained: %w", err)
+	}
+	return wrap("set retained", s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRetained).Put([]byte(m.Topic), v)
+	}))
+}
+
+// Retained implements Store.
+func (s *Bolt) Retained() ([]Message, error) {
+	var out []Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRetained).ForEach(func(_, v []byte) error {
+			var m Message
+			if err := decode(v, &m); err != nil {
+				return err
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out, wrap("retained", err)
+}
+
+// flightKey is direction (1 byte) then packet identifier (2 bytes, big
+// endian). A value is the sequence number (8 bytes) then the JSON.
+func boltFlightKey(dir Direction, id uint16) []byte {
+	return []byte{byte(dir), byte(id >> 8), byte(id)}
+}
+
+// PutInFlight implements Store.
+func (s *Bolt) PutInFlight(f InFlight) error {
+	if err := validFlight(f); err != nil {
+		return err
+	}
+	j, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("store put in-flight: %w", err)
+	}
+	return wrap("put in-flight", s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketInFlight).CreateBucketIfNotExists([]byte(f.ClientID))
+		if err != nil {
+			return err
+		}
+		k := boltFlightKey(f.Direction, f.PacketID)
+		var seq uint64
+		if old := b.Get(k); len(old) >= 8 {
+			seq = binary.BigEndian.Uint64(old) // an update keeps its place
+		} else if seq, err = b.NextSequence(); err != nil {
+			return err
+		}
+		v := make([]byte, 8+len(j))
+		binary.BigEndian.PutUint64(v, seq)
+		copy(v[8:], j)
+		return b.Put(k, v)
+	}))
+}
+
+// DeleteInFlight implements Store.
+func (s *Bolt) DeleteInFlight(clientID string, dir Direction, packetID uint16) error {
+	return wrap("delete in-flight", s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInFlight).Bucket([]byte(clientID))
+		if b == nil {
+			return nil
+		}
+		return b.Delete(boltFlightKey(dir, packetID))
+	}))
+}
+
+// InFlight implements Store.
+func (s *Bolt) InFlight(clientID string) ([]InFlight, error) {
+	type seqFlight struct {
+		seq uint64
+		f   InFlight
+	}
+	var fs []seqFlight
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInFlight).Bucket([]byte(clientID))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			if len(v) < 8 {
+				return ErrCorrupt
+			}
+			var f InFlight
+			if err := decode(v[8:], &f); err != nil {
+				return err
+			}
+			fs = append(fs, seqFlight{binary.BigEndian.Uint64(v), f})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, wrap("in-flight", err)
+	}
+	sort.Slice(fs, func(i, j int) bool { return fs[i].seq < fs[j].seq })
+	out := make([]InFlight, len(fs))
+	for i, f := range fs {
+		out[i] = f.f
+	}
+	return out, nil
+}
+
+// Close implements Store. It returns ErrClosed (wrapped) when called twice.
+func (s *Bolt) Close() error {
+	if s.db.Path() == "" { // bbolt clears the path on close
+		return fmt.Errorf("store close: %w", ErrClosed)
+	}
+	return wrap("close", s.db.Close())
+}
