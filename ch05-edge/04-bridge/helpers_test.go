@@ -117,7 +117,7 @@ func (w *watch) snapshot() (accepted, published []string, subscribed int) {
 
 // until waits for cond, re-checking it whenever the hook sees an event,
 // until waitLong has passed or stop is closed (the bridge has exited).
-func (w *watch) until(t *testing.T, what string, stop <-chan struct{}, cond func(accepted, published []string, subscribed int) bool) {
+func (w *watch) until(t testing.TB, what string, stop <-chan struct{}, cond func(accepted, published []string, subscribed int) bool) {
 	t.Helper()
 	deadline := time.NewTimer(waitLong)
 	defer deadline.Stop()
@@ -149,7 +149,7 @@ type broker struct {
 
 // startBroker starts a broker on addr ("127.0.0.1:0" for any port) and stops
 // it when the test ends.
-func startBroker(t *testing.T, addr string, w *watch) *broker {
+func startBroker(t testing.TB, addr string, w *watch) *broker {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
@@ -167,7 +167,7 @@ func (b *broker) stop() { b.once.Do(func() { _ = b.srv.Close() }) }
 
 // freeAddr returns a loopback address nothing listens on: the upstream,
 // before it is started.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -177,7 +177,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // publisher connects a paho client to addr for the test's duration.
-func publisher(t *testing.T, addr string) paho.Client {
+func publisher(t testing.TB, addr string) paho.Client {
 	t.Helper()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("test-publisher").SetAutoReconnect(false))
 	tok := c.Connect()
@@ -187,7 +187,7 @@ func publisher(t *testing.T, addr string) paho.Client {
 	return c
 }
 
-func publish(t *testing.T, c paho.Client, topic, payload string) {
+func publish(t testing.TB, c paho.Client, topic, payload string) {
 	t.Helper()
 	tok := c.Publish(topic, 1, false, payload)
 	require.True(t, tok.WaitTimeout(waitLong), "publish timed out")
@@ -203,7 +203,7 @@ type running struct {
 }
 
 // runBridge runs an in-process bridge until stop is called or the test ends.
-func runBridge(t *testing.T, cfg Config) *running {
+func runBridge(t testing.TB, cfg Config) *running {
 	t.Helper()
 	b, err := New(cfg, nil)
 	require.NoError(t, err)
