@@ -1,0 +1,321 @@
+// Package broker assembles the Floodgate MQTT broker from its stages:
+//
+//	listeners -> admission -> engine -> session -> router -> queue
+//
+// Broker holds the registry of sessions (who owns which client id, when a
+// session expires, when a delayed will fires) and implements session.Hub.
+// Everything else lives in the stage packages; see the capstone README.
+//
+// Locks: Broker.mu guards the session table and the counters; it is taken
+// before a session's mu and never while delivering a message. The router has
+// its own locks, taken with or without Broker.mu, never the other way round.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"floodgate/capstone/admission"
+	"floodgate/capstone/engine"
+	"floodgate/capstone/router"
+	"floodgate/capstone/session"
+	mqtt "floodgate/ch03-networking/03-mqtt"
+)
+
+// ErrBadConfig is wrapped by New for an invalid configuration.
+var ErrBadConfig = errors.New("broker: bad config")
+
+// Config configures a Broker. The zero value works: no limits beyond the
+// session defaults, no authentication.
+type Config struct {
+	// Session holds the per-connection limits (packet size, windows,
+	// queues, timeouts); see session.Config for the defaults.
+	Session session.Config
+	// Admission holds the connection cap, accept rate, credentials, ACL
+	// and per-client rate limits; the zero value admits everyone.
+	Admission admission.Config
+	// Logger receives the broker's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Broker is an MQTT 3.1.1 and 5.0 broker. Make it with New, then Serve
+// listeners (or ServeConn single connections) until their context ends.
+type Broker struct {
+	cfg    Config
+	log    *slog.Logger
+	router *router.Router
+	adm    *admission.Admitter
+
+	counts sync.Map // counter name -> *atomic.Uint64; a leaf lock
+
+	mu       sync.Mutex
+	sessions map[string]*entry // by client id
+	closed   bool
+}
+
+// entry is a session in the registry. Guarded by Broker.mu.
+type entry struct {
+	st        *session.State
+	owner     *session.Conn // nil while offline
+	expiry    *time.Timer   // session expiry while offline
+	will      *mqtt.Will    // a delayed will not yet published
+	willTimer *time.Timer
+}
+
+// New returns a Broker for cfg.
+func New(cfg Config) (*Broker, error) {
+	adm, err := admission.New(cfg.Admission)
+	if err != nil {
+		return nil, fmt.Errorf("new broker: %w: %w", ErrBadConfig, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Session.Admission = adm
+	cfg.Session.Logger = cfg.Logger
+	return &Broker{cfg: cfg, log: cfg.Logger, router: router.New(), adm: adm,
+		sessions: make(map[string]*entry)}, nil
+}
+
+// Serve runs the goroutine engine on ln until ctx is done; see engine.Serve.
+// Each connection is killed with 0x8B Server shutting down (a DISCONNECT for
+// a 5.0 client) when ctx ends, and Serve returns once all have ended.
+func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
+	return engine.Serve(ctx, ln, b.ServeConn)
+}
+
+// ServeConn serves one connection, of any kind, in the caller's goroutine
+// and closes it.
+func (b *Broker) ServeConn(ctx context.Context, nc net.Conn) {
+	code, release := b.adm.Accept(time.Now())
+	defer release()
+	if code == mqtt.Success {
+		b.Count("connections_accepted")
+	}
+	cfg := b.cfg.Session
+	c := session.NewConn(&cfg, b, nc, code)
+	c.Serve(ctx)
+}
+
+// Count implements session.Hub.
+func (b *Broker) Count(name string) {
+	v, ok := b.counts.Load(name)
+	if !ok {
+		v, _ = b.counts.LoadOrStore(name, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+// Counts returns a copy of the broker's counters (connections, messages,
+// disconnects by reason, drops); each is incremented before its effect is
+// visible to a client (a disconnect is counted before the socket closes) merged with the admission counters
+// ("admission_<reason>").
+func (b *Broker) Counts() map[string]uint64 {
+	out := make(map[string]uint64)
+	b.counts.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	for k, v := range b.adm.Counts() {
+		out["admission_"+k] = v
+	}
+	return out
+}
+
+// Router implements session.Hub.
+func (b *Broker) Router() *router.Router { return b.router }
+
+// Sessions returns how many sessions the broker holds, online or not.
+func (b *Broker) Sessions() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.sessions)
+}
+
+// Open implements session.Hub: race-free takeover. A connection holding the
+// id is killed with 0x8E Session taken over and Open waits, without the
+// lock, until it has finished (its will and expiry handled); only then does
+// the new connection look again [MQTT-3.1.4-2] [MQTT-3.1.4-3].
+func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, bool) {
+	for {
+		b.mu.Lock()
+		e := b.sessions[id]
+		if e != nil && e.owner != nil {
+			old := e.owner
+			b.mu.Unlock()
+			old.Kill(mqtt.SessionTakenOver, session.ReasonTakenOver)
+			<-old.Done()
+			continue
+		}
+		defer b.mu.Unlock()
+		if e != nil {
+			stopTimer(&e.expiry)
+			// [MQTT-3.1.3-9] a reconnection within the will delay cancels
+			// the will.
+			stopTimer(&e.willTimer)
+			e.will = nil
+			if clean {
+				// [MQTT-3.1.2-4] Clean Start discards the old session.
+				b.dropLocked(id, e)
+				e = nil
+			}
+		}
+		present := e != nil // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+		if e == nil {
+			e = &entry{st: session.NewState(id, b.cfg.Session.MaxQueued, b.Count)}
+			b.sessions[id] = e
+		}
+		e.owner = c
+		return e.st, present
+	}
+}
+
+func stopTimer(t **time.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}
+
+// dropLocked ends session e of id: its subscriptions leave the router.
+// b.mu is held.
+func (b *Broker) dropLocked(id string, e *entry) {
+	for _, s := range e.st.Subscriptions() {
+		_, _ = b.router.Unsubscribe(id, s.Filter)
+	}
+	delete(b.sessions, id)
+	stopTimer(&e.expiry)
+	stopTimer(&e.willTimer)
+}
+
+// Closed implements session.Hub. A session whose expiry interval is 0 ends
+// now [MQTT-3.1.2-5 (5.0)]; another waits that long (forever for a 3.1.1
+// persistent session). The will goes now, or after its Will Delay Interval,
+// or when the session ends, whichever is first [MQTT-3.1.3-9].
+func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
+	id := c.ClientID()
+	b.mu.Lock()
+	e := b.sessions[id]
+	if e == nil || e.owner != c || b.closed {
+		b.mu.Unlock()
+		if will != nil && !b.isClosed() {
+			b.publishWill(id, will)
+		}
+		return
+	}
+	e.owner = nil
+	expiry := c.SessionExpiry()
+	if expiry == 0 {
+		b.dropLocked(id, e)
+		b.mu.Unlock()
+		if will != nil {
+			b.publishWill(id, will)
+		}
+		return
+	}
+	if expiry != math.MaxUint32 {
+		e.expiry = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expire(id, e) })
+	}
+	if will != nil {
+		delay := will.Properties.WillDelay
+		if delay == 0 {
+			b.mu.Unlock()
+			b.publishWill(id, will)
+			return
+		}
+		e.will = will
+		e.willTimer = time.AfterFunc(time.Duration(min(delay, expiry))*time.Second, func() { b.delayedWill(id, e) })
+	}
+	b.mu.Unlock()
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// expire ends session e if it is still offline and still id's session.
+func (b *Broker) expire(id string, e *entry) {
+	b.mu.Lock()
+	if b.closed || b.sessions[id] != e || e.owner != nil {
+		b.mu.Unlock()
+		return
+	}
+	will := e.will
+	e.will = nil
+	b.dropLocked(id, e)
+	b.Count("sessions_expired")
+	b.mu.Unlock()
+	if will != nil {
+		b.publishWill(id, will)
+	}
+}
+
+func (b *Broker) delayedWill(id string, e *entry) {
+	b.mu.Lock()
+	will := e.will
+	e.will = nil
+	if b.closed || b.sessions[id] != e || e.owner != nil {
+		will = nil
+	}
+	b.mu.Unlock()
+	if will != nil {
+		b.publishWill(id, will)
+	}
+}
+
+// publishWill publishes a will as if client id had sent it.
+func (b *Broker) publishWill(id string, w *mqtt.Will) {
+	b.Count("wills_published")
+	m := &router.Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: id}
+	pr := &w.Properties
+	m.Props = mqtt.Properties{PayloadFormat: pr.PayloadFormat, ContentType: pr.ContentType,
+		ResponseTopic: pr.ResponseTopic, CorrelationData: pr.CorrelationData, User: pr.User}
+	if pr.Has(mqtt.PropMessageExpiry) {
+		m.Expires = time.Now().Add(time.Duration(pr.MessageExpiry) * time.Second)
+	}
+	if w.Retain {
+		b.router.Retain(m)
+	}
+	b.Route(m)
+}
+
+// Route implements session.Hub: each matching session gets its copy.
+func (b *Broker) Route(m *router.Message) bool {
+	b.Count("messages_in")
+	ds := b.router.Route(m, nil)
+	for _, d := range ds {
+		b.mu.Lock()
+		e := b.sessions[d.Client]
+		b.mu.Unlock()
+		if e == nil {
+			continue
+		}
+		// [MQTT-3.3.1-12] without Retain As Published the flag is 0;
+		// [MQTT-3.3.1-13] with it, the flag is the publisher's.
+		b.Count("messages_out")
+		e.st.Deliver(m, d.QoS, d.RetainAsPublished && m.Retain, d.SubIDs)
+	}
+	return len(ds) > 0
+}
+
+// Shutdown marks the broker closed: session and will timers stop, and
+// connections that end from now on publish no will and keep their sessions
+// as they are. Call it when the serving context ends.
+func (b *Broker) Shutdown() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for _, e := range b.sessions {
+		stopTimer(&e.expiry)
+		stopTimer(&e.willTimer)
+	}
+}

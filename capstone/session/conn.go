@@ -1,0 +1,428 @@
+// Package session is the per-client MQTT state machine of the Floodgate
+// broker, built on chapter 3's codec (floodgate/ch03-networking/03-mqtt):
+// CONNECT and its checks, keepalive, QoS 0/1/2 with in-flight windows in
+// both directions, topic aliases, maximum packet sizes, message expiry,
+// wills, and the bookkeeping of a session that outlives its connection
+// (State). The broker's registry of sessions, takeover and expiry sit behind
+// the Hub interface.
+//
+// A Conn runs on two goroutines: the engine's, which reads and handles
+// packets (Serve), and a writer that Serve starts and stops, which drains
+// the connection's bounded outbound queue (floodgate/capstone/queue). Any
+// goroutine may hand the Conn a packet (it never blocks) or Kill it.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"floodgate/capstone/admission"
+	"floodgate/capstone/queue"
+	"floodgate/capstone/router"
+	mqtt "floodgate/ch03-networking/03-mqtt"
+)
+
+// The reasons a connection ends, as counted by Hub.Count. Each names the
+// counter "disconnect_<reason>".
+const (
+	ReasonNormal         = "normal"            // client DISCONNECT
+	ReasonEOF            = "eof"               // socket closed without DISCONNECT
+	ReasonConnectTimeout = "connect_timeout"   // no CONNECT in time (slowloris)
+	ReasonKeepAlive      = "keepalive_timeout" // nothing for 1.5 x keepalive (half-open)
+	ReasonMalformed      = "malformed_packet"  // 0x81
+	ReasonProtocol       = "protocol_error"    // 0x82
+	ReasonSecondConnect  = "second_connect"    // 0x82 [MQTT-3.1.0-2]
+	ReasonNotConnect     = "first_not_connect" // [MQTT-3.1.0-1]
+	ReasonProtocolName   = "protocol_name"     // [MQTT-3.1.2-1]
+	ReasonBadVersion     = "unsupported_version"
+	ReasonBadClientID    = "client_id_rejected"
+	ReasonTooLarge       = "packet_too_large" // 0x95
+	ReasonReceiveMax     = "receive_maximum_exceeded"
+	ReasonTopicAlias     = "topic_alias_invalid"
+	ReasonTakenOver      = "session_taken_over" // 0x8E
+	ReasonSlowConsumer   = queue.SlowConsumer   // outbound queue full
+	ReasonShutdown       = "server_shutdown"    // 0x8B
+	ReasonWriteError     = "write_error"
+	ReasonRefused        = "refused" // CONNACK with a failure code (see admission counters)
+)
+
+// Hub is what a connection needs from the broker.
+type Hub interface {
+	// Open finds or makes the session for client id, closing and waiting
+	// for any connection that holds it [MQTT-3.1.4-2]; clean discards an
+	// existing one [MQTT-3.1.2-4]. present is CONNACK's Session Present.
+	Open(c *Conn, id string, clean bool) (st *State, present bool)
+	// Route delivers m to its subscribers and reports whether any matched.
+	Route(m *router.Message) bool
+	// Router is the broker's router, for subscriptions and retained messages.
+	Router() *router.Router
+	// Closed runs once, after c's writer stopped, for a Conn that had a
+	// session. will is the will to publish (nil: none) [MQTT-3.1.2-8].
+	Closed(c *Conn, st *State, will *mqtt.Will)
+	// Count adds one to the named counter. It may be called with a
+	// session's lock held, so it takes none of the broker's locks.
+	Count(name string)
+}
+
+// Config sets a connection's limits. The broker fills the defaults; the
+// zero value works.
+type Config struct {
+	MaxPacketSize     int           // inbound limit, advertised in CONNACK; 0: 1 MiB
+	ReceiveMaximum    uint16        // inbound QoS 2 in flight, advertised; 0: 64
+	MaxInflight       int           // outbound window (also capped by the client's Receive Maximum); 0: 64
+	MaxQueued         int           // outbound queue, in packets, and pending messages; 0: 1000
+	TopicAliasMaximum uint16        // inbound topic aliases accepted, advertised; 0: none
+	ConnectTimeout    time.Duration // time for the CONNECT to arrive; 0: 10s
+	WriteTimeout      time.Duration // time for one write; 0: 10s
+	MaxKeepAlive      uint16        // seconds; 0: the client's value stands
+	MaxSessionExpiry  uint32        // seconds; 0: no cap
+	Admission         *admission.Admitter
+	Logger            *slog.Logger
+}
+
+func (cfg *Config) fill() {
+	if cfg.MaxPacketSize <= 0 {
+		cfg.MaxPacketSize = mqtt.DefaultMaxPacketSize
+	}
+	if cfg.ReceiveMaximum == 0 {
+		cfg.ReceiveMaximum = 64
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 64
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = queue.DefaultCapacity
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Admission == nil {
+		cfg.Admission, _ = admission.New(admission.Config{})
+	}
+}
+
+// closeErr ends a connection with a reason code (sent in DISCONNECT to a
+// 5.0 client) and a counter name.
+type closeErr struct {
+	code   mqtt.ReasonCode
+	reason string
+}
+
+func (e *closeErr) Error() string { return fmt.Sprintf("%s (%v)", e.reason, e.code) }
+
+func closeWith(code mqtt.ReasonCode, reason string) error { return &closeErr{code, reason} }
+
+// Conn is one client connection. Make it with NewConn and run Serve.
+type Conn struct {
+	cfg    *Config
+	hub    Hub
+	nc     net.Conn
+	r      *mqtt.Reader
+	refuse mqtt.ReasonCode
+
+	// Set while the CONNECT is handled, before the writer starts and
+	// before the Conn is attached to a State; read-only afterwards.
+	id, username  string
+	version       mqtt.Version
+	keepAlive     uint16
+	window        int
+	maxOut        uint32 // client's Maximum Packet Size, 0: none
+	aliasOut      uint16 // client's Topic Alias Maximum
+	sessionExpiry uint32 // read and written by the reader goroutine only
+	will          *mqtt.Will
+	st            *State
+
+	out       *queue.Queue[mqtt.Packet]
+	quit      chan struct{} // closed by Kill
+	killOnce  sync.Once
+	killCode  mqtt.ReasonCode // written once before quit is closed
+	killWhy   string
+	done      chan struct{} // closed when Serve has finished, Closed included
+	lim       admission.Limits
+	inAliases map[uint16]string // reader goroutine only
+	outAlias  map[string]uint16 // writer goroutine only
+}
+
+// NewConn returns a connection on nc. refuse is the admission verdict on the
+// connection (Success, or the code its CONNACK must carry).
+func NewConn(cfg *Config, hub Hub, nc net.Conn, refuse mqtt.ReasonCode) *Conn {
+	cfg.fill()
+	return &Conn{cfg: cfg, hub: hub, nc: nc, refuse: refuse,
+		r:    mqtt.NewReader(nc, mqtt.Config{MaxPacketSize: cfg.MaxPacketSize}),
+		out:  queue.New[mqtt.Packet](cfg.MaxQueued),
+		quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// ClientID returns the client identifier (after CONNECT).
+func (c *Conn) ClientID() string { return c.id }
+
+// Version returns the protocol version (after CONNECT).
+func (c *Conn) Version() mqtt.Version { return c.version }
+
+// SessionExpiry returns the session expiry interval in seconds that applies
+// when the connection ends (math.MaxUint32: never).
+func (c *Conn) SessionExpiry() uint32 { return c.sessionExpiry }
+
+// Done is closed when Serve has returned.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Reason returns why the connection ended ("" while it runs).
+func (c *Conn) Reason() string {
+	select {
+	case <-c.quit:
+		return c.killWhy
+	default:
+		return ""
+	}
+}
+
+// Kill ends the connection: a 5.0 client is sent DISCONNECT with code when
+// code is not Success (after the packets already queued, unless reason is
+// ReasonSlowConsumer), then the socket closes. Only the first call counts.
+// Kill never blocks.
+func (c *Conn) Kill(code mqtt.ReasonCode, reason string) {
+	c.killOnce.Do(func() {
+		c.killCode, c.killWhy = code, reason
+		// Counted before the socket closes, so whoever sees the close sees
+		// the count.
+		c.hub.Count("disconnect_" + reason)
+		close(c.quit)
+		c.out.Close()
+		// Cut short a write stuck on a client that does not read.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	})
+}
+
+// send queues p for the writer; a full queue makes the client a slow
+// consumer.
+func (c *Conn) send(p mqtt.Packet) {
+	if err := c.out.Push(p); errors.Is(err, queue.ErrFull) {
+		c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
+	}
+}
+
+// Serve runs the connection until it ends and returns the reason. It reads
+// the CONNECT within ConnectTimeout, answers it, then reads and handles
+// packets; it closes nc before returning. ctx ending kills the connection
+// with 0x8B Server shutting down.
+func (c *Conn) Serve(ctx context.Context) string {
+	defer close(c.done)
+	stop := context.AfterFunc(ctx, func() { c.Kill(mqtt.ServerShuttingDown, ReasonShutdown) })
+	defer stop()
+	err := c.connect()
+	if err != nil {
+		var ce *closeErr
+		if !errors.As(err, &ce) {
+			ce = &closeErr{mqtt.UnspecifiedError, ReasonEOF}
+		}
+		c.Kill(0, ce.reason)
+		c.nc.Close()
+		return ce.reason
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.writeLoop() }()
+	c.st.attach(c)
+	graceful := c.readLoop()
+	wg.Wait()
+	c.st.detach(c)
+	will := c.will
+	if graceful {
+		will = nil // [MQTT-3.1.2-10] DISCONNECT removes the will
+	}
+	c.hub.Closed(c, c.st, will)
+	return c.killWhy
+}
+
+// readLoop reads and handles packets until the connection ends; it reports
+// whether the client ended it with a DISCONNECT that discards the will.
+func (c *Conn) readLoop() (graceful bool) {
+	for {
+		if c.keepAlive > 0 {
+			// [MQTT-3.1.2-24] close after one and a half keepalives of silence.
+			_ = c.nc.SetReadDeadline(time.Now().Add(time.Duration(c.keepAlive) * 1500 * time.Millisecond))
+		} else {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		h, body, err := c.r.Next()
+		var p mqtt.Packet
+		if err == nil {
+			p, err = mqtt.DecodePacket(h, body, c.version)
+		}
+		if err == nil {
+			err = c.handle(p)
+		}
+		if err == nil {
+			continue
+		}
+		var ce *closeErr
+		var ne net.Error
+		switch {
+		case errors.Is(err, errDisconnect):
+			c.Kill(0, ReasonNormal)
+			return true
+		case errors.Is(err, errDisconnectWithWill):
+			c.Kill(0, ReasonNormal)
+			return false
+		case errors.As(err, &ce):
+			c.Kill(ce.code, ce.reason)
+		case c.Reason() != "":
+			// Killed from elsewhere (takeover, slow consumer, shutdown).
+		case errors.As(err, &ne) && ne.Timeout():
+			c.Kill(mqtt.KeepAliveTimeout, ReasonKeepAlive)
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+			c.Kill(0, ReasonEOF)
+		default:
+			code := mqtt.CodeOf(err)
+			c.Kill(code, reasonOf(code))
+		}
+		c.cfg.Logger.Debug("connection ends", "client", c.id, "reason", c.killWhy, "err", err)
+		return false
+	}
+}
+
+// reasonOf names the counter of a codec error's reason code.
+func reasonOf(code mqtt.ReasonCode) string {
+	switch code {
+	case mqtt.MalformedPacket:
+		return ReasonMalformed
+	case mqtt.PacketTooLarge:
+		return ReasonTooLarge
+	case mqtt.TopicAliasInvalid:
+		return ReasonTopicAlias
+	case mqtt.ProtocolError:
+		return ReasonProtocol
+	}
+	return ReasonMalformed
+}
+
+// writeLoop writes queued packets until Kill, then the DISCONNECT for a 5.0
+// client, then closes the socket. The first write error kills the
+// connection.
+func (c *Conn) writeLoop() {
+	defer c.nc.Close()
+	var items []mqtt.Packet
+	var buf []byte
+	write := func() bool {
+		items = c.out.Drain(items[:0])
+		buf = buf[:0]
+		for i, p := range items {
+			buf = c.encode(buf, p)
+			items[i] = nil
+		}
+		if len(buf) == 0 {
+			return true
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.Kill(0, ReasonWriteError)
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case <-c.out.Ready():
+			if !write() {
+				return
+			}
+		case <-c.quit:
+			if c.killWhy == ReasonSlowConsumer || write() {
+				// [MQTT-3.14.0-1] only a 5.0 server sends DISCONNECT.
+				if c.version == mqtt.V5 && c.killCode != 0 {
+					buf, err := (&mqtt.Disconnect{ReasonCode: c.killCode}).AppendTo(nil, mqtt.V5)
+					if err == nil {
+						_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+						_, _ = c.nc.Write(buf)
+					}
+				}
+			}
+			return
+		}
+	}
+}
+
+// encode appends p, applying an outbound topic alias to a 5.0 PUBLISH when
+// the client allows them.
+func (c *Conn) encode(buf []byte, p mqtt.Packet) []byte {
+	if pub, ok := p.(*mqtt.Publish); ok && c.aliasOut > 0 {
+		cp := *pub
+		if a, ok := c.outAlias[string(pub.Topic)]; ok {
+			cp.Topic = nil // the alias alone names the topic (MQTT 5.0 section 3.3.2.3.4)
+			cp.Properties.TopicAlias = a
+		} else if len(c.outAlias) < int(c.aliasOut) {
+			if c.outAlias == nil {
+				c.outAlias = make(map[string]uint16)
+			}
+			a = uint16(len(c.outAlias) + 1)
+			c.outAlias[string(pub.Topic)] = a
+			cp.Properties.TopicAlias = a
+		}
+		p = &cp
+	}
+	out, err := p.AppendTo(buf, c.version)
+	if err != nil {
+		c.cfg.Logger.Warn("cannot encode a packet", "client", c.id, "type", p.Type(), "err", err)
+		return buf
+	}
+	return out
+}
+
+// writeNow writes p directly: for CONNACK refusals, before the writer runs.
+func (c *Conn) writeNow(p mqtt.Packet, v mqtt.Version) {
+	buf, err := p.AppendTo(nil, v)
+	if err != nil {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	_, _ = c.nc.Write(buf)
+}
+
+// buildPublish makes the PUBLISH of a delivery for this connection. s.mu of
+// the session is held; it reads only fields fixed at CONNECT.
+func (c *Conn) buildPublish(p pendingMsg, now time.Time) *mqtt.Publish {
+	m := p.m
+	pub := &mqtt.Publish{QoS: p.qos, Retain: p.retained, Topic: []byte(m.Topic), Payload: m.Payload}
+	if c.version == mqtt.V5 {
+		pub.Properties = m.Props                  // shared slices, never written
+		pub.Properties.SubscriptionIDs = p.subIDs // [MQTT-3.3.4-3]
+		if !m.Expires.IsZero() {
+			// [MQTT-3.3.2-6] the expiry sent is what is left of it.
+			left := max(1, uint32((m.Expires.Sub(now)+time.Second-1)/time.Second))
+			pub.Properties.MessageExpiry = left
+		}
+	}
+	return pub
+}
+
+// fits reports whether pub, encoded, is within the client's Maximum Packet
+// Size.
+func (c *Conn) fits(pub *mqtt.Publish) bool {
+	if c.maxOut == 0 {
+		return true
+	}
+	cp := *pub
+	cp.PacketID = 1 // its size is what matters here
+	b, err := cp.AppendTo(nil, c.version)
+	return err == nil && len(b) <= int(c.maxOut)
+}
+
+func newClientID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "fg-" + hex.EncodeToString(b[:])
+}

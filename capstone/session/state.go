@@ -1,0 +1,261 @@
+package session
+
+import (
+	"sync"
+	"time"
+
+	"floodgate/capstone/router"
+	mqtt "floodgate/ch03-networking/03-mqtt"
+)
+
+// State is a client's session: what outlives a connection (MQTT 5.0 section
+// 4.1). The broker keeps it by client identifier; at most one Conn is
+// attached to it at a time. All fields but ID are guarded by mu; a State
+// method holds mu while it hands packets to the attached Conn's queue,
+// which never blocks.
+type State struct {
+	ID string
+
+	mu       sync.Mutex
+	conn     *Conn                 // attached connection, nil while offline
+	subs     map[string]router.Sub // by filter as subscribed
+	inflight []*flight             // outbound QoS 1/2 not yet acknowledged, in send order
+	pending  []pendingMsg          // outbound QoS 1/2 waiting for the window (or for the client)
+	inQoS2   map[uint16]struct{}   // inbound QoS 2 ids received, PUBREL not yet [MQTT-4.3.3-9]
+	nextID   uint16
+	maxQueue int
+	counter  func(string)
+}
+
+type flight struct {
+	id  uint16
+	pub *mqtt.Publish
+	rel bool // PUBREC received, PUBREL sent, waiting for PUBCOMP
+}
+
+type pendingMsg struct {
+	m        *router.Message
+	qos      mqtt.QoS
+	retained bool // the retain flag to send
+	subIDs   []uint32
+}
+
+// NewState returns an empty session for client id. maxQueue bounds the
+// messages kept for it beyond the in-flight window (0: 1000); count, if not
+// nil, is called with the name of each message dropped.
+func NewState(id string, maxQueue int, count func(string)) *State {
+	if maxQueue <= 0 {
+		maxQueue = 1000
+	}
+	if count == nil {
+		count = func(string) {}
+	}
+	return &State{ID: id, subs: make(map[string]router.Sub), inQoS2: make(map[uint16]struct{}),
+		maxQueue: maxQueue, counter: count}
+}
+
+// Subscriptions returns a copy of the session's subscriptions.
+func (s *State) Subscriptions() []router.Sub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]router.Sub, 0, len(s.subs))
+	for _, sub := range s.subs {
+		out = append(out, sub)
+	}
+	return out
+}
+
+// Inflight returns how many outbound QoS 1/2 messages await acknowledgement,
+// and how many more wait behind the window.
+func (s *State) Inflight() (inflight, pending int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight), len(s.pending)
+}
+
+// Deliver gives the session its copy of m at qos. retained is the RETAIN
+// flag to send. Offline, a QoS 0 message is dropped and a QoS 1/2 one is
+// kept (dropping the oldest beyond maxQueue, counted "offline_queue_full").
+// Online, it is sent now or queued behind the in-flight window; a full queue
+// disconnects the client as a slow consumer. Deliver never blocks.
+func (s *State) Deliver(m *router.Message, qos mqtt.QoS, retained bool, subIDs []uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deliverLocked(pendingMsg{m, qos, retained, subIDs}, time.Now())
+}
+
+func (s *State) deliverLocked(p pendingMsg, now time.Time) {
+	c := s.conn
+	if c == nil {
+		if p.qos == mqtt.AtMostOnce {
+			return
+		}
+		if len(s.pending) >= s.maxQueue {
+			s.pending = s.pending[1:]
+			s.counter("offline_queue_full")
+		}
+		s.pending = append(s.pending, p)
+		return
+	}
+	if p.qos > mqtt.AtMostOnce && len(s.inflight) >= c.window {
+		if len(s.pending) >= s.maxQueue {
+			c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
+			return
+		}
+		s.pending = append(s.pending, p)
+		return
+	}
+	// [MQTT-3.3.2-5] a message whose expiry has passed before onward
+	// delivery started is not sent.
+	if p.m.Expired(now) {
+		s.counter("expired")
+		return
+	}
+	pub := c.buildPublish(p, now)
+	if !c.fits(pub) {
+		// [MQTT-3.1.2-25] never send a packet larger than the client's
+		// Maximum Packet Size: discard it as if it had been delivered.
+		s.counter("too_large_for_client")
+		return
+	}
+	if p.qos > mqtt.AtMostOnce {
+		pub.PacketID = s.newID()
+		s.inflight = append(s.inflight, &flight{id: pub.PacketID, pub: pub})
+	}
+	c.send(pub)
+}
+
+// newID returns a packet identifier not used by any message in flight
+// [MQTT-2.2.1-3]. s.mu is held.
+func (s *State) newID() uint16 {
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		used := false
+		for _, f := range s.inflight {
+			if f.id == s.nextID {
+				used = true
+				break
+			}
+		}
+		if !used {
+			return s.nextID
+		}
+	}
+}
+
+// fill moves pending messages into the window while it has room. s.mu is
+// held.
+func (s *State) fill(now time.Time) {
+	for s.conn != nil && len(s.pending) > 0 && len(s.inflight) < s.conn.window {
+		p := s.pending[0]
+		s.pending = s.pending[1:]
+		s.deliverLocked(p, now)
+	}
+}
+
+// attach makes c the session's connection and resends, in order, every
+// message in flight: PUBLISH with DUP set, or PUBREL for those already
+// PUBREC'd [MQTT-4.4.0-1] [MQTT-3.3.1-1]; then it fills the window.
+func (s *State) attach(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn = c
+	for _, f := range s.inflight {
+		if f.rel {
+			c.send(&mqtt.PubRel{PacketID: f.id})
+			continue
+		}
+		dup := *f.pub
+		dup.Dup = true
+		c.send(&dup)
+	}
+	s.fill(time.Now())
+}
+
+// detach forgets c if it is still the session's connection.
+func (s *State) detach(c *Conn) {
+	s.mu.Lock()
+	if s.conn == c {
+		s.conn = nil
+	}
+	s.mu.Unlock()
+}
+
+// ack handles PUBACK, PUBREC and PUBCOMP from the client for packet id. It
+// reports whether id was in flight in the right state.
+func (s *State) ack(t mqtt.PacketType, id uint16, code mqtt.ReasonCode) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.inflight {
+		if f.id != id {
+			continue
+		}
+		switch {
+		case t == mqtt.PUBACK && !f.rel && f.pub.QoS == mqtt.AtLeastOnce,
+			t == mqtt.PUBCOMP && f.rel,
+			t == mqtt.PUBREC && !f.rel && f.pub.QoS == mqtt.ExactlyOnce && code.IsError():
+			s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
+			s.fill(time.Now())
+			return true
+		case t == mqtt.PUBREC && !f.rel && f.pub.QoS == mqtt.ExactlyOnce:
+			// [MQTT-4.3.3-4] answer PUBREC with PUBREL and keep the id.
+			f.rel = true
+			if s.conn != nil {
+				s.conn.send(&mqtt.PubRel{PacketID: id})
+			}
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// subscribe records sub; it reports whether the filter was already
+// subscribed.
+func (s *State) subscribe(sub router.Sub) (existed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, existed = s.subs[sub.Filter]
+	s.subs[sub.Filter] = sub
+	return existed
+}
+
+func (s *State) unsubscribe(filter string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.subs[filter]
+	delete(s.subs, filter)
+	return ok
+}
+
+// receivedQoS2 records an inbound QoS 2 id; it reports false if the id was
+// already recorded (a resent PUBLISH that must not be routed again
+// [MQTT-4.3.3-9]) and the number of ids now held.
+func (s *State) receivedQoS2(id uint16) (isNew bool, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.inQoS2[id]; ok {
+		return false, len(s.inQoS2)
+	}
+	s.inQoS2[id] = struct{}{}
+	return true, len(s.inQoS2)
+}
+
+func (s *State) inQoS2Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inQoS2)
+}
+
+// released forgets an inbound QoS 2 id on PUBREL; it reports whether it was
+// held.
+func (s *State) released(id uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.inQoS2[id]
+	delete(s.inQoS2, id)
+	return ok
+}
