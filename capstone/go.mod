@@ -2,10 +2,7 @@ module floodgate/capstone
 
 go 1.25
 
-require (
-	floodgate/ch03-networking v0.0.0
-	floodgate/ch04-tuning v0.0.0
-)
+require floodgate/ch03-networking v0.0.0
 
 require (
 	github.com/eclipse/paho.golang v0.23.0 // indirect
@@ -16,9 +13,13 @@ require (
 	github.com/stretchr/testify v1.12.1 // indirect
 	go.etcd.io/bbolt v1.4.3 // indirect
 	go.uber.org/goleak v1.3.0 // indirect
-	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sync v0.17.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/crypto v0.48.0 // indirect
+	golang.org/x/net v0.50.0 // indirect
+	golang.org/x/sync v0.19.0 // indirect
+	golang.org/x/sys v0.41.0 // indirect
+	golang.org/x/term v0.40.0 // indirect
+	golang.org/x/text v0.34.0 // indirect
+	golang.org/x/time v0.14.0 // indirect
 )
 
 replace floodgate/ch03-networking => ../ch03-networking

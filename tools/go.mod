@@ -12,8 +12,11 @@ require (
 )
 
 require (
+	floodgate/ch03-networking v0.0.0
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/mod v0.33.0 // indirect
 	golang.org/x/sync v0.19.0 // indirect
-	golang.org/x/sys v0.41.0 // indirect
+	golang.org/x/sys v0.41.0
 )
+
+replace floodgate/ch03-networking => ../ch03-networking
