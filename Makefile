@@ -8,7 +8,7 @@ MODULES := ch01-intro ch02-concurrency ch03-networking ch04-tuning ch05-edge cap
 # with floodgate/, so this pattern covers the whole workspace.
 PKGS    := floodgate/...
 
-.PHONY: help test fmt vet verify race lab capstone tidy tune
+.PHONY: help test fmt vet verify race lab capstone tidy tune generate
 
 help:
 	@echo "make test      everything CI checks: gofmt, vet (both builds), wb verify, -race tests"
@@ -44,3 +44,9 @@ tune:
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "go.mod of $$m is not tidy"; exit 1; }; done; echo "tidy: ok"
+
+# Regenerate ch05-edge/03-grpc's gRPC code from its .proto with Debian's
+# protoc (protobuf-compiler), protoc-gen-go and protoc-gen-go-grpc.
+generate:
+	@for t in protoc protoc-gen-go protoc-gen-go-grpc; do command -v $$t >/dev/null || { echo "generate: $$t not found: apt-get install protobuf-compiler protoc-gen-go protoc-gen-go-grpc"; exit 1; }; done
+	cd ch05-edge/03-grpc/devicepb && protoc --proto_path=. --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative device.proto
