@@ -74,14 +74,15 @@ type GCRA struct {
 // NewGCRA returns the parameters for limit events per second with bursts of
 // up to burst events. The emission interval is rounded to whole
 // nanoseconds, so rates for which 1e9/limit is a whole number are exact. It
-// returns ErrInvalid if limit is not positive or below one event in 290
-// years, or burst is below 1.
+// returns ErrInvalid if limit is not positive, burst is below 1, or a full
+// burst would take more than about 70 years to refill.
 func NewGCRA(limit Limit, burst int) (GCRA, error) {
 	if limit == Inf {
 		return GCRA{emission: 0, burst: int64(max(burst, 1))}, nil
 	}
 	em := math.Round(1e9 / float64(limit))
-	if !(limit > 0) || burst < 1 || em > math.MaxInt64/2 {
+	// burst·emission must fit an int64 with room to add to a Unix time.
+	if !(limit > 0) || burst < 1 || em*float64(burst) > math.MaxInt64/4 {
 		return GCRA{}, fmt.Errorf("new gcra (limit %v, burst %d): %w", float64(limit), burst, ErrInvalid)
 	}
 	return GCRA{emission: max(int64(em), 1), burst: int64(burst)}, nil

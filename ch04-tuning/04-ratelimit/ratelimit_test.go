@@ -154,6 +154,15 @@ func TestTask2_GCRAMatchesXTimeRate(t *testing.T) {
 		require.EqualValues(t, 10, count(t0), "400 tries at one instant: exactly the burst")
 		require.EqualValues(t, 3, count(t0.Add(300*time.Millisecond)), "300ms later: exactly 3 tokens came back")
 	})
+	t.Run("invalid", func(t *testing.T) {
+		for _, c := range []struct {
+			r Limit
+			b int
+		}{{0, 1}, {-1, 1}, {1, 0}, {1e-9, 10}} {
+			_, err := NewGCRA(c.r, c.b)
+			require.ErrorIs(t, err, ErrInvalid, "%v/%d", float64(c.r), c.b)
+		}
+	})
 	t.Run("inf allows everything", func(t *testing.T) {
 		g, err := NewGCRA(Inf, 1)
 		require.NoError(t, err)
