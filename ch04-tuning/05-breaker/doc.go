@@ -86,7 +86,7 @@ type Config struct {
 	IsFailure func(err error) bool
 	// OnStateChange, if set, is called once per state change, in order,
 	// never under the breaker's lock. It runs on a goroutine that called the
-	// breaker; it may call the breaker.
+	// breaker; it may call the breaker. It must not panic.
 	OnStateChange func(name string, from, to State)
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
