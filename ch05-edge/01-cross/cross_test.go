@@ -209,7 +209,7 @@ func TestTask3_Launch(t *testing.T) {
 	}
 	t.Run("no readiness line: timeout, child killed and reaped", func(t *testing.T) {
 		bin, pidFile := script(t, "exec sleep 60")
-		_, err := Launch(ctx, "", bin, 300*time.Millisecond, nil)
+		_, err := Launch(ctx, "", bin, time.Second, nil)
 		require.ErrorIs(t, err, ErrStartTimeout)
 		assert.True(t, gone(readPID(t, pidFile)), "Launch must kill and Wait for its child")
 	})
