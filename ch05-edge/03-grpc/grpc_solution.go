@@ -80,7 +80,7 @@ func (s *Server) StreamTelemetry(req *devicepb.TelemetryRequest, stream devicepb
 		if err := stream.Send(&devicepb.Sample{DeviceId: id, Seq: seq, Value: s.cfg.Source(id, seq)}); err != nil {
 			return err
 		}
-		if max := req.GetMaxSamples(); max > 0 && seq >= uint64(max) {
+		if limit := req.GetMaxSamples(); limit > 0 && seq >= uint64(limit) {
 			return nil
 		}
 	}
