@@ -151,7 +151,7 @@ func TestStatusPageAndJSON(t *testing.T) {
 	assert.Contains(t, body, `<script src="/static/app.js">`)
 	code, body = get(t, c, hs.URL+"/static/app.js")
 	require.Equal(t, http.StatusOK, code)
-	assert.Contains(t, body, `new EventSource("/status/events")`)
+	assert.Contains(t, body, `new EventSource("/status/events"`)
 
 	code, body = get(t, c, hs.URL+"/status.json")
 	require.Equal(t, http.StatusOK, code)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ type ServerConfig struct {
 //	/metrics        Prometheus text format, from Metrics.Registry
 //	/healthz        200 "ok" while serving, 503 "shutting down" once shutdown began
 //	/status         the live status page (HTML)
-//	/status/events  server-sent events: one Snapshot as JSON per Interval
+//	/status/events  server-sent events: one Snapshot as JSON per Interval (?max=N: N, then end)
 //	/status.json    one Snapshot as JSON
 //	/debug/pprof/   net/http/pprof, only with Pprof (and only on loopback)
 //	/               redirects to /status
@@ -166,8 +167,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // events streams one Snapshot per Interval as server-sent events, the
-// first at once, until the client goes or shutdown begins.
+// first at once, until the client goes or shutdown begins. With ?max=N it
+// ends the stream after N snapshots and tells the browser not to reconnect
+// for a day: a page that finishes loading, for headless browsers and
+// screenshots.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	max, _ := strconv.Atoi(r.URL.Query().Get("max"))
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -176,7 +181,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	var prev Snapshot
-	for {
+	if max > 0 {
+		fmt.Fprintf(w, "retry: %d\n\n", (24 * time.Hour).Milliseconds())
+	}
+	for n := 1; ; n++ {
 		snap := s.cfg.Metrics.Snapshot(prev)
 		prev = snap
 		b, err := json.Marshal(snap)
@@ -186,7 +194,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b); err != nil {
 			return
 		}
-		if err := rc.Flush(); err != nil {
+		if err := rc.Flush(); err != nil || n == max {
 			return
 		}
 		select {

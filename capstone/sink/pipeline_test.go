@@ -187,7 +187,7 @@ func TestOutageUnderLoadLosesNothing(t *testing.T) {
 type failingSink struct{}
 
 func (failingSink) Write(context.Context, []sink.Record) error { return errors.New("down") }
-func (failingSink) Close() error                                { return nil }
+func (failingSink) Close() error                               { return nil }
 
 // memorySink records what it accepted.
 type memorySink struct {

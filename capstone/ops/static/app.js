@@ -5,6 +5,7 @@
   const $ = (id) => document.getElementById(id);
   const HISTORY = 120;
   const inHist = [], outHist = [];
+  let prev = null;
 
   function num(v) {
     if (v >= 1e9) return (v / 1e9).toFixed(2) + "G";
@@ -60,9 +61,14 @@
     set("memory", bytes(s.memoryBytes));
     set("goroutines", num(s.goroutines));
     set("queue-depth", num(s.queueDepth));
+    // The tile turns red while drops are happening, not forever after one.
     const drops = total(s.drops);
+    const fresh = prev ? Math.max(0, drops - total(prev.drops)) : drops;
     set("drops-total", num(drops));
-    $("drops-tile").classList.toggle("alert", drops > 0);
+    set("drops-now", num(fresh));
+    $("drops-tile").classList.toggle("alert", fresh > 0);
+    document.title = "Floodgate · " + num(s.connections) + " conn · " + num(s.inPerSec) + " in/s";
+    prev = s;
     set("sink-queue", num(s.sinkQueueDepth) + " records");
     set("sink-spool", num(s.sinkSpillDepth) + " records");
     set("sessions", num(s.sessions));
@@ -87,11 +93,20 @@
     document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
   }
 
+  // ?max=N asks the server for N snapshots only (for headless browsers).
+  const max = Number(new URLSearchParams(location.search).get("max")) || 0;
   const link = $("link");
-  const es = new EventSource("/status/events");
+  const es = new EventSource("/status/events" + (max > 0 ? "?max=" + max : ""));
   es.addEventListener("snapshot", (e) => {
     link.className = "pill ok"; link.textContent = "live";
     draw(JSON.parse(e.data));
   });
-  es.onerror = () => { link.className = "pill bad"; link.textContent = "disconnected, retrying"; };
+  es.onerror = () => {
+    if (max > 0 && Number(document.body.dataset.updates) >= max) {
+      es.close();
+      link.className = "pill wait"; link.textContent = "paused after " + max + " updates";
+      return;
+    }
+    link.className = "pill bad"; link.textContent = "disconnected, retrying";
+  };
 })();
