@@ -4,8 +4,9 @@
 // substitution, a TLS server configuration, and the CONNACK code a refused
 // client is told, and nothing more.
 //
-// All values in this package are immutable once built, so a *Passwords or an
-// *ACL is safe for concurrent use by any number of connection goroutines.
+// Nothing in this package changes a value once it is built, so a *Passwords
+// or an *ACL is safe for concurrent use by any number of connection
+// goroutines (as long as the caller does not modify ACL.Rules meanwhile).
 package auth
 
 import (
@@ -111,7 +112,8 @@ type Rule struct {
 }
 
 // ACL is an ordered list of allow rules; anything no rule allows is denied.
-// Build it with ParseACL. It is immutable and safe for concurrent use.
+// Build it with ParseACL. Allow only reads it, so concurrent calls are safe
+// while nobody modifies Rules.
 type ACL struct {
 	Rules []Rule
 }
