@@ -55,6 +55,7 @@ type TestOptions struct {
 	Run      string        // -run pattern; all tests when empty
 	Timeout  time.Duration // -timeout; go test's default when zero
 	NoCache  bool          // -count=1
+	Overlay  string        // -overlay file (see `go help build`)
 }
 
 func (o TestOptions) args() []string {
@@ -73,6 +74,9 @@ func (o TestOptions) args() []string {
 	}
 	if o.NoCache {
 		args = append(args, "-count=1")
+	}
+	if o.Overlay != "" {
+		args = append(args, "-overlay", o.Overlay)
 	}
 	return args
 }

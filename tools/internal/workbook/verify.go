@@ -2,6 +2,7 @@ package workbook
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -90,10 +91,44 @@ func (v Verifier) Verify(ctx context.Context, m *Manifest, labs []*Lab) (*Verify
 	fmt.Fprintf(v.Out, "verify: testing %d stubs...\n", len(stubPkgs))
 	stubOpts := TestOptions{Timeout: StubTimeout}
 	var stub map[string]*PkgResult
+	overlays := map[string]string{} // import path -> overlay used for its stub run
 	if len(stubPkgs) > 0 {
 		var err error
 		if stub, err = v.Runner.Test(ctx, stubOpts, stubPkgs...); err != nil {
 			return nil, err
+		}
+		// A lab that builds on earlier labs (a broker on the codec and the
+		// trie) must fail because of its own stub, not because theirs are
+		// empty: test it again with every other lab's stub swapped for that
+		// lab's reference.
+		dependent, err := dependentLabs(ctx, v.Runner, m, infos)
+		if err != nil {
+			return nil, err
+		}
+		if len(dependent) > 0 {
+			dir, err := os.MkdirTemp("", "wb-overlay")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(dir)
+			for _, info := range dependent {
+				others, err := otherLabs(root, m, info)
+				if err != nil {
+					return nil, err
+				}
+				ov, err := writeOverlay(dir, info, others)
+				if err != nil {
+					return nil, err
+				}
+				overlays[info.ImportPath] = ov
+				opts := stubOpts
+				opts.Overlay = ov
+				r, err := v.Runner.Test(ctx, opts, info.ImportPath)
+				if err != nil {
+					return nil, err
+				}
+				stub[info.ImportPath] = r[info.ImportPath]
+			}
 		}
 	}
 
@@ -137,7 +172,7 @@ func (v Verifier) Verify(ctx context.Context, m *Manifest, labs []*Lab) (*Verify
 			if tr == nil || tr.Status == NoResult {
 				// Another task's panic or a timeout killed the binary before
 				// this test reported; give it a run of its own.
-				one, err := v.Runner.Test(ctx, TestOptions{Timeout: StubTimeout, Run: "^" + t.Test + "$"}, info.ImportPath)
+				one, err := v.Runner.Test(ctx, TestOptions{Timeout: StubTimeout, Run: "^" + t.Test + "$", Overlay: overlays[info.ImportPath]}, info.ImportPath)
 				if err != nil {
 					return nil, err
 				}
@@ -326,4 +361,106 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// dependentLabs returns the exercise labs among infos that import another
+// lab's package, directly or through their dependencies or tests.
+func dependentLabs(ctx context.Context, r Runner, m *Manifest, infos []*LabInfo) ([]*LabInfo, error) {
+	labPkgs := map[string]bool{}
+	var pkgs []string
+	for _, l := range m.Labs() {
+		if l.Kind != Exercise {
+			continue
+		}
+		info, err := Inspect(r.Root, l)
+		if err != nil {
+			return nil, err
+		}
+		labPkgs[info.ImportPath] = true
+	}
+	byPath := map[string]*LabInfo{}
+	for _, info := range infos {
+		if info.Lab.Kind == Exercise {
+			pkgs = append(pkgs, info.ImportPath)
+			byPath[info.ImportPath] = info
+		}
+	}
+	if len(pkgs) == 0 {
+		return nil, nil
+	}
+	cmd := r.command(ctx, append([]string{"list", "-e", "-f", `{{.ImportPath}}|{{join .Deps ","}},{{join .TestImports ","}},{{join .XTestImports ","}}`}, pkgs...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list: %w", err)
+	}
+	var dependent []*LabInfo
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		path, deps, _ := strings.Cut(line, "|")
+		for _, d := range strings.Split(deps, ",") {
+			if d != path && labPkgs[d] && byPath[path] != nil {
+				dependent = append(dependent, byPath[path])
+				break
+			}
+		}
+	}
+	return dependent, nil
+}
+
+// otherLabs inspects every exercise lab of the manifest but info's own.
+func otherLabs(root string, m *Manifest, info *LabInfo) ([]*LabInfo, error) {
+	var out []*LabInfo
+	for _, l := range m.Labs() {
+		if l.Kind != Exercise || l.Path == info.Lab.Path {
+			continue
+		}
+		o, err := Inspect(root, l)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// writeOverlay writes a `go build -overlay` file in which each of others'
+// stubs is replaced by its reference (with the build line flipped, so it is
+// built without the tag) and each reference file is removed.
+func writeOverlay(dir string, info *LabInfo, others []*LabInfo) (string, error) {
+	replace := map[string]string{}
+	for _, o := range others {
+		for _, s := range o.Stubs {
+			sol := strings.TrimSuffix(s, ".go") + "_solution.go"
+			src, err := os.ReadFile(filepath.Join(o.Dir, sol))
+			if err != nil {
+				return "", err
+			}
+			lines := strings.SplitN(string(src), "\n", 2)
+			for i, l := range lines {
+				if strings.HasPrefix(l, "//go:build ") {
+					l = strings.ReplaceAll(l, SolutionTag, "!"+SolutionTag)
+					lines[i] = strings.ReplaceAll(l, "!!", "")
+					break
+				}
+			}
+			f, err := os.CreateTemp(dir, "*.go")
+			if err != nil {
+				return "", err
+			}
+			_, err = f.WriteString(strings.Join(lines, "\n"))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return "", err
+			}
+			replace[filepath.Join(o.Dir, s)] = f.Name()
+			replace[filepath.Join(o.Dir, sol)] = ""
+		}
+	}
+	b, err := json.Marshal(map[string]any{"Replace": replace})
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, strings.ReplaceAll(info.Lab.Path, "/", "_")+".json")
+	return p, os.WriteFile(p, b, 0o644)
 }

@@ -263,3 +263,20 @@ func TestTagRole(t *testing.T) {
 	_, err := tagRole("&& broken")
 	assert.Error(t, err)
 }
+
+// A lab that imports an earlier lab must fail on its own stub, not on the
+// earlier lab's: verify tests it against the earlier lab's reference, so a
+// stub that leans on the earlier lab to pass is caught.
+func TestVerifyTestsALabAgainstEarlierReferences(t *testing.T) {
+	res, out := verify(t, writeWorkspace(t, map[string]string{
+		"tools/manifest.txt":              "chapter ch01-a First\nlab ch01-a/01-good exercise A good lab\nlab ch01-a/02-next exercise Builds on it\n",
+		"ch01-a/02-next/doc.go":           "// Package next builds on good.\npackage next\n",
+		"ch01-a/02-next/next.go":          "//go:build !floodgate.solution\n\npackage next\n\nimport good \"floodgate/ch01-a/01-good\"\n\n// Quadruple returns 4*x.\nfunc Quadruple(x int) int {\n\t// TODO: already done, by mistake.\n\treturn good.Double(good.Double(x))\n}\n",
+		"ch01-a/02-next/next_solution.go": "//go:build floodgate.solution\n\npackage next\n\nimport good \"floodgate/ch01-a/01-good\"\n\n// Quadruple returns 4*x.\nfunc Quadruple(x int) int { return good.Double(good.Double(x)) }\n",
+		"ch01-a/02-next/next_test.go":     "package next\n\nimport \"testing\"\n\nfunc TestTask1_Quadruple(t *testing.T) {\n\tif Quadruple(2) != 8 {\n\t\tt.Fatal(\"want 8\")\n\t}\n}\n",
+		"ch01-a/02-next/README.md":        "# 02\n\n1. **Task 1: Quadruple.** `TestTask1_Quadruple`.\n",
+		"ch01-a/02-next/HINTS.md":         "## Task 1\n### a\nx\n### b\ny\n",
+	}))
+	assert.Contains(t, strings.Join(res.Problems, "\n"), "TestTask1_Quadruple PASSES on the stub", out)
+	assert.Equal(t, 2, res.FailOnStub, "01-good's two tasks still fail on its own stub")
+}
