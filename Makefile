@@ -16,6 +16,7 @@ help:
 	@echo "make capstone  run the Floodgate broker (MINE=1 builds it from your own labs)"
 	@echo "make tune      which limits of this machine cap the connection count, and how to raise them"
 	@echo "make tidy      check that every module's go.mod is tidy on its own"
+	@echo "make generate  regenerate ch05-edge/03-grpc's gRPC code (needs protoc)"
 
 test: fmt vet verify race
 
