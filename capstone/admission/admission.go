@@ -62,6 +62,10 @@ type Config struct {
 	// with bursts of ByteBurst bytes); 0 means no limit.
 	ByteRate  float64
 	ByteBurst int // default max(1, ByteRate)
+
+	// OnRefuse, if set, is called with the reason of each refusal, with no
+	// lock held (the broker feeds its metrics with it).
+	OnRefuse func(reason string)
 }
 
 // Admitter applies a Config. It is safe for concurrent use.
@@ -116,6 +120,9 @@ func (a *Admitter) count(reason string) {
 	a.mu.Lock()
 	a.counts[reason]++
 	a.mu.Unlock()
+	if a.cfg.OnRefuse != nil {
+		a.cfg.OnRefuse(reason)
+	}
 }
 
 // Counts returns a copy of the refusal counters, by reason.

@@ -24,6 +24,7 @@ import (
 
 	"floodgate/capstone/admission"
 	"floodgate/capstone/engine"
+	"floodgate/capstone/ops"
 	"floodgate/capstone/router"
 	"floodgate/capstone/session"
 	mqtt "floodgate/ch03-networking/03-mqtt"
@@ -43,15 +44,19 @@ type Config struct {
 	Admission admission.Config
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger
+	// Metrics, if set, receives the broker's Prometheus figures (the ops
+	// package serves them). Default: none; Counts works either way.
+	Metrics *ops.Metrics
 }
 
 // Broker is an MQTT 3.1.1 and 5.0 broker. Make it with New, then Serve
 // listeners (or ServeConn single connections) until their context ends.
 type Broker struct {
-	cfg    Config
-	log    *slog.Logger
-	router *router.Router
-	adm    *admission.Admitter
+	cfg     Config
+	log     *slog.Logger
+	router  *router.Router
+	adm     *admission.Admitter
+	metrics *ops.Metrics // nil: none
 
 	counts sync.Map // counter name -> *atomic.Uint64; a leaf lock
 
@@ -71,6 +76,8 @@ type entry struct {
 
 // New returns a Broker for cfg.
 func New(cfg Config) (*Broker, error) {
+	b := &Broker{cfg: cfg, router: router.New(), sessions: make(map[string]*entry), metrics: cfg.Metrics}
+	cfg.Admission.OnRefuse = b.refused
 	adm, err := admission.New(cfg.Admission)
 	if err != nil {
 		return nil, fmt.Errorf("new broker: %w: %w", ErrBadConfig, err)
@@ -80,8 +87,8 @@ func New(cfg Config) (*Broker, error) {
 	}
 	cfg.Session.Admission = adm
 	cfg.Session.Logger = cfg.Logger
-	return &Broker{cfg: cfg, log: cfg.Logger, router: router.New(), adm: adm,
-		sessions: make(map[string]*entry)}, nil
+	b.cfg, b.log, b.adm = cfg, cfg.Logger, adm
+	return b, nil
 }
 
 // Serve runs the goroutine engine on ln until ctx is done; see engine.Serve.
@@ -98,14 +105,24 @@ func (b *Broker) ServeConn(ctx context.Context, nc net.Conn) {
 	defer release()
 	if code == mqtt.Success {
 		b.Count("connections_accepted")
+		if m := b.metrics; m != nil {
+			m.ConnectionsAccepted.Inc()
+			m.ConnectionsCurrent.Inc()
+			defer m.ConnectionsCurrent.Dec()
+			nc = &countingConn{Conn: nc, in: m.BytesIn, out: m.BytesOut}
+		}
 	}
 	cfg := b.cfg.Session
 	c := session.NewConn(&cfg, b, nc, code)
 	c.Serve(ctx)
+	b.gauges()
 }
 
 // Count implements session.Hub.
 func (b *Broker) Count(name string) {
+	if b.metrics != nil {
+		b.observe(name)
+	}
 	v, ok := b.counts.Load(name)
 	if !ok {
 		v, _ = b.counts.LoadOrStore(name, new(atomic.Uint64))
@@ -291,7 +308,11 @@ func (b *Broker) publishWill(id string, w *mqtt.Will) {
 // Route implements session.Hub: each matching session gets its copy.
 func (b *Broker) Route(m *router.Message) bool {
 	b.Count("messages_in")
+	b.Count("messages_in_" + ops.QoSLabel(byte(m.QoS)))
 	ds := b.router.Route(m, nil)
+	if len(ds) == 0 {
+		b.Count("no_subscriber")
+	}
 	for _, d := range ds {
 		b.mu.Lock()
 		e := b.sessions[d.Client]
@@ -302,6 +323,7 @@ func (b *Broker) Route(m *router.Message) bool {
 		// [MQTT-3.3.1-12] without Retain As Published the flag is 0;
 		// [MQTT-3.3.1-13] with it, the flag is the publisher's.
 		b.Count("messages_out")
+		b.Count("messages_out_" + ops.QoSLabel(byte(d.QoS)))
 		e.st.Deliver(m, d.QoS, d.RetainAsPublished && m.Retain, d.SubIDs)
 	}
 	return len(ds) > 0

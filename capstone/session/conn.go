@@ -314,7 +314,16 @@ func reasonOf(code mqtt.ReasonCode) string {
 // client, then closes the socket. The first write error kills the
 // connection.
 func (c *Conn) writeLoop() {
-	defer c.nc.Close()
+	defer func() {
+		if c.Reason() == ReasonSlowConsumer {
+			// Discard what the socket still holds for a client that does
+			// not read: reset rather than drain.
+			if tc, ok := c.nc.(interface{ SetLinger(int) error }); ok {
+				_ = tc.SetLinger(0)
+			}
+		}
+		c.nc.Close()
+	}()
 	var items []mqtt.Packet
 	var buf []byte
 	write := func() bool {
@@ -341,7 +350,10 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		case <-c.quit:
-			if c.killWhy == ReasonSlowConsumer || write() {
+			if c.killWhy == ReasonSlowConsumer {
+				return
+			}
+			if write() {
 				// [MQTT-3.14.0-1] only a 5.0 server sends DISCONNECT.
 				if c.version == mqtt.V5 && c.killCode != 0 {
 					buf, err := (&mqtt.Disconnect{ReasonCode: c.killCode}).AppendTo(nil, mqtt.V5)
