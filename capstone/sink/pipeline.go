@@ -49,6 +49,13 @@ type Config struct {
 	// SegmentBytes is the size at which the spool starts a new segment
 	// file. Default 4 MiB.
 	SegmentBytes int64
+	// WriteThrough sends every record through the spool, never the
+	// memory queue: an accepted record then survives a crash of the
+	// process (SIGKILL), at the cost of one write(2) per Submit and a read
+	// back. Default false: up to QueueSize accepted records live only in
+	// memory until delivered, and are lost if the process dies (Close
+	// moves them to the spool, so a clean restart loses nothing).
+	WriteThrough bool
 	// RetryInterval is how long the pipeline waits after a failed or
 	// refused delivery before it asks the breaker again. Default 1s.
 	RetryInterval time.Duration
@@ -192,7 +199,8 @@ func (p *Pipeline) Match(topic string) bool {
 
 // Submit hands r to the pipeline without waiting for the sink. nil means
 // the record is accepted: it will reach the sink, in order, at least once,
-// unless the spool's disk is lost. It returns ErrFull when the memory queue
+// across a clean restart; across a crash of the process too when it is in
+// the spool (always with WriteThrough). It returns ErrFull when the memory queue
 // and the spool are both full, ErrClosed after Close, or the spool's I/O
 // error; the record is then not accepted.
 func (p *Pipeline) Submit(r Record) error {
@@ -202,7 +210,7 @@ func (p *Pipeline) Submit(r Record) error {
 		return fmt.Errorf("sink submit: %w", ErrClosed)
 	}
 	var err error
-	if p.spool.records == 0 && !p.open.Load() && len(p.mem) < p.cfg.QueueSize {
+	if !p.cfg.WriteThrough && p.spool.records == 0 && !p.open.Load() && len(p.mem) < p.cfg.QueueSize {
 		p.mem = append(p.mem, r)
 	} else if err = p.spool.append([]Record{r}); err == nil {
 		p.stats.Spilled++

@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"floodgate/capstone/store"
@@ -62,5 +64,44 @@ func BenchmarkSaveSession(b *testing.B) {
 		if err := s.SaveSession(sess); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkWriteParallel is BenchmarkWrite from 64 goroutines at once, as
+// many connections acknowledging QoS 1 messages do: with GroupCommit,
+// their commits share fsyncs.
+func BenchmarkWriteParallel(b *testing.B) {
+	payload := make([]byte, 256)
+	for _, c := range []struct {
+		name string
+		opts store.Options
+	}{
+		{"bolt-fsync", store.Options{}},
+		{"bolt-fsync-group", store.Options{GroupCommit: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := store.Open(filepath.Join(b.TempDir(), "b.db"), c.opts)
+			require.NoError(b, err)
+			defer s.Close()
+			var next atomic.Uint32
+			b.SetParallelism(32) // x GOMAXPROCS goroutines
+			b.RunParallel(func(pb *testing.PB) {
+				client := fmt.Sprintf("c%d", next.Add(1))
+				var id uint16
+				for pb.Next() {
+					id = id%65535 + 1
+					f := store.InFlight{ClientID: client, Direction: store.Outbound, PacketID: id, State: store.AwaitingAck,
+						Message: store.Message{Topic: "sensors/1/temp", Payload: payload, QoS: 1}}
+					if err := s.PutInFlight(f); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := s.DeleteInFlight(client, store.Outbound, id); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

@@ -16,6 +16,14 @@ type Options struct {
 	// NoSync skips the fsync at each commit: faster, and a power loss may
 	// lose the last commits (a process crash does not). Default false.
 	NoSync bool
+	// GroupCommit commits concurrent writes together (bbolt's DB.Batch):
+	// one fsync for many callers, each of which still returns only after
+	// its write is durable. A lone writer waits up to BatchDelay longer.
+	// Default false.
+	GroupCommit bool
+	// BatchDelay is how long a group commit waits for more writers.
+	// Default 2ms; only with GroupCommit.
+	BatchDelay time.Duration
 	// Timeout is how long Open waits for another process's lock on the
 	// file. Default 1s.
 	Timeout time.Duration
@@ -27,7 +35,8 @@ type Options struct {
 // returns. Values are JSON. It is safe for concurrent use; bbolt serialises
 // writers.
 type Bolt struct {
-	db *bolt.DB
+	db     *bolt.DB
+	update func(fn func(*bolt.Tx) error) error // db.Update, or db.Batch with GroupCommit
 }
 
 var _ Store = (*Bolt)(nil)
@@ -59,7 +68,15 @@ func Open(path string, opts Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store open %s: %w", path, err)
 	}
-	return &Bolt{db: db}, nil
+	b := &Bolt{db: db, update: db.Update}
+	if opts.GroupCommit {
+		if opts.BatchDelay <= 0 {
+			opts.BatchDelay = 2 * time.Millisecond
+		}
+		db.MaxBatchDelay = opts.BatchDelay
+		b.update = db.Batch // every write below may run twice: each is idempotent
+	}
+	return b, nil
 }
 
 // wrap names the operation and maps bbolt's closed error to ErrClosed.
@@ -89,7 +106,7 @@ func (s *Bolt) SaveSession(sess Session) error {
 	if err != nil {
 		return fmt.Errorf("store save session: %w", err)
 	}
-	return wrap("save session", s.db.Update(func(tx *bolt.Tx) error {
+	return wrap("save session", s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSessions).Put([]byte(sess.ClientID), v)
 	}))
 }
@@ -109,7 +126,7 @@ func (s *Bolt) LoadSession(clientID string) (Session, error) {
 
 // DeleteSession implements Store.
 func (s *Bolt) DeleteSession(clientID string) error {
-	return wrap("delete session", s.db.Update(func(tx *bolt.Tx) error {
+	return wrap("delete session", s.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketSessions).Delete([]byte(clientID)); err != nil {
 			return err
 		}
@@ -143,7 +160,7 @@ func (s *Bolt) SetRetained(m Message) error {
 		return fmt.Errorf("store set retained: empty topic: %w", ErrInvalid)
 	}
 	if len(m.Payload) == 0 {
-		return wrap("set retained", s.db.Update(func(tx *bolt.Tx) error {
+		return wrap("set retained", s.update(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketRetained).Delete([]byte(m.Topic))
 		}))
 	}
@@ -151,7 +168,7 @@ func (s *Bolt) SetRetained(m Message) error {
 	if err != nil {
 		return fmt.Errorf("store set retained: %w", err)
 	}
-	return wrap("set retained", s.db.Update(func(tx *bolt.Tx) error {
+	return wrap("set retained", s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRetained).Put([]byte(m.Topic), v)
 	}))
 }
@@ -187,7 +204,7 @@ func (s *Bolt) PutInFlight(f InFlight) error {
 	if err != nil {
 		return fmt.Errorf("store put in-flight: %w", err)
 	}
-	return wrap("put in-flight", s.db.Update(func(tx *bolt.Tx) error {
+	return wrap("put in-flight", s.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketInFlight).CreateBucketIfNotExists([]byte(f.ClientID))
 		if err != nil {
 			return err
@@ -208,7 +225,7 @@ func (s *Bolt) PutInFlight(f InFlight) error {
 
 // DeleteInFlight implements Store.
 func (s *Bolt) DeleteInFlight(clientID string, dir Direction, packetID uint16) error {
-	return wrap("delete in-flight", s.db.Update(func(tx *bolt.Tx) error {
+	return wrap("delete in-flight", s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketInFlight).Bucket([]byte(clientID))
 		if b == nil {
 			return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,11 @@ var impls = []struct {
 	{"memory", func(t *testing.T) store.Store { return store.NewMemory() }},
 	{"bolt", func(t *testing.T) store.Store {
 		s, err := store.Open(filepath.Join(t.TempDir(), "floodgate.db"), store.Options{})
+		require.NoError(t, err)
+		return s
+	}},
+	{"bolt-group", func(t *testing.T) store.Store {
+		s, err := store.Open(filepath.Join(t.TempDir(), "floodgate.db"), store.Options{GroupCommit: true})
 		require.NoError(t, err)
 		return s
 	}},
@@ -238,4 +244,41 @@ func TestBoltOpenErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "store open")
 	assert.False(t, errors.Is(err, store.ErrClosed))
+}
+
+// TestConcurrentWriters: eight clients put and acknowledge in-flight
+// messages at once; each ends with exactly the ones it did not delete, in
+// its own order.
+func TestConcurrentWriters(t *testing.T) {
+	suite(t, func(t *testing.T, s store.Store) {
+		var wg sync.WaitGroup
+		for c := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("client-%d", c)
+				for p := uint16(1); p <= 30; p++ {
+					if err := s.PutInFlight(store.InFlight{ClientID: id, Direction: store.Outbound, PacketID: p, State: store.AwaitingAck}); err != nil {
+						t.Error(err)
+						return
+					}
+					if p%3 != 0 {
+						if err := s.DeleteInFlight(id, store.Outbound, p); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for c := range 8 {
+			fs, err := s.InFlight(fmt.Sprintf("client-%d", c))
+			require.NoError(t, err)
+			require.Len(t, fs, 10)
+			for i, f := range fs {
+				assert.Equal(t, uint16(3*(i+1)), f.PacketID)
+			}
+		}
+	})
 }
