@@ -1,0 +1,176 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseTarget_AcceptsOnlyLoopback(t *testing.T) {
+	for _, s := range []string{"127.0.0.1:1883", "127.9.8.7:1", "localhost:1883", "127.255.255.254:65535"} {
+		_, err := ParseTarget(s)
+		assert.NoError(t, err, s)
+	}
+	for _, s := range []string{"10.0.0.1:1883", "0.0.0.0:1883", "192.168.1.10:1883", "8.8.8.8:53",
+		"[::1]:1883", "[::ffff:10.0.0.1]:1883", "example.com:1883", "128.0.0.1:1883"} {
+		_, err := ParseTarget(s)
+		assert.ErrorIs(t, err, ErrNotLoopback, s)
+	}
+	for _, s := range []string{"127.0.0.1:0", "127.0.0.1", "127.0.0.1:99999", ""} {
+		_, err := ParseTarget(s)
+		assert.Error(t, err, s)
+	}
+}
+
+func TestSources_SpreadsOverLoopbackOnly(t *testing.T) {
+	got, err := Sources("127.0.1.0/24", 3)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	assert.Equal(t, "127.0.1.1", got[0].String())
+	assert.Equal(t, "127.0.1.3", got[2].String())
+
+	// 127.0.0.1 and .0/.255 are skipped.
+	got, err = Sources("127.0.0.0/23", 300)
+	require.NoError(t, err)
+	for _, a := range got {
+		b := a.As4()
+		assert.NotContains(t, []byte{0, 255}, b[3], a.String())
+		assert.NotEqual(t, "127.0.0.1", a.String())
+	}
+
+	for _, p := range []string{"10.0.0.0/24", "0.0.0.0/0", "126.0.0.0/7", "::1/128", "192.168.0.0/16"} {
+		_, err := Sources(p, 1)
+		assert.ErrorIs(t, err, ErrNotLoopback, p)
+	}
+	_, err = Sources("127.0.1.0/30", 10)
+	assert.Error(t, err, "a /30 holds fewer than 10 usable addresses")
+	_, err = Sources("127.0.0.0/8", MaxSources+1)
+	assert.Error(t, err)
+}
+
+func TestRun_RefusesAddressesOutsideLoopback(t *testing.T) {
+	_, err := Run(context.Background(), Config{Target: "192.168.1.1:1883"})
+	assert.ErrorIs(t, err, ErrNotLoopback)
+	_, err = Run(context.Background(), Config{Target: "127.0.0.1:1883", Sources: "10.1.0.0/16"})
+	assert.ErrorIs(t, err, ErrNotLoopback)
+}
+
+func TestConfig_Bounds(t *testing.T) {
+	c, err := Config{}.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, Idle, c.Scenario)
+	assert.Equal(t, "127.0.0.1:1883", c.Target)
+	assert.Equal(t, 1000, c.Conns)
+	assert.Positive(t, c.bound())
+	assert.LessOrEqual(t, c.bound(), 2*MaxRampTimeout+2*MaxDuration+time.Minute)
+
+	bad := []Config{
+		{Scenario: "flood"},
+		{Conns: MaxConns + 1},
+		{Conns: -1},
+		{Scenario: Latency, Conns: MaxConns/2 + 1},
+		{Duration: MaxDuration + time.Second},
+		{Hold: MaxDuration + time.Second},
+		{Rate: MaxRate + 1},
+		{Messages: MaxMessages + 1},
+		{Payload: MinPayload - 1},
+		{Payload: MaxPayload + 1},
+		{Window: MaxWindow + 1},
+		{Loops: MaxLoops + 1},
+		{Protocol: 3},
+		{RampTimeout: MaxRampTimeout + time.Second},
+	}
+	for _, c := range bad {
+		_, err := c.withDefaults()
+		assert.Error(t, err, "%+v", c)
+		_, err = Run(context.Background(), c)
+		assert.Error(t, err, "%+v", c)
+	}
+}
+
+func TestRun_RefusesMoreSocketsThanTheFDLimit(t *testing.T) {
+	lim, err := fdLimit()
+	if err != nil || lim >= MaxConns {
+		t.Skipf("RLIMIT_NOFILE is %d: cannot provoke the check", lim)
+	}
+	_, err = Run(context.Background(), Config{Conns: int(lim)})
+	assert.ErrorIs(t, err, ErrTooManyFiles)
+}
+
+func TestHistogram_Quantiles(t *testing.T) {
+	var h Histogram
+	assert.Zero(t, h.Quantile(0.99))
+	assert.Nil(t, h.Summary())
+	for i := 1; i <= 10_000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	var o Histogram
+	o.Record(-time.Second) // counts as 0
+	h.Merge(&o)
+	assert.EqualValues(t, 10_001, h.Count())
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 5 * time.Millisecond}, {0.99, 9900 * time.Microsecond}, {0.999, 9990 * time.Microsecond}, {1, 10 * time.Millisecond}} {
+		got := h.Quantile(c.q)
+		assert.InEpsilon(t, float64(c.want), float64(got), 0.01, "q=%v got %v", c.q, got)
+	}
+	s := h.Summary()
+	assert.InEpsilon(t, 10_000, s.MaxUS, 0.001)
+	assert.InEpsilon(t, 5_000, s.MeanUS, 0.01)
+	for v := uint64(0); v < 1<<20; v = v*3/2 + 1 {
+		mid := bucketMid(bucketOf(v))
+		assert.Equal(t, bucketOf(v), bucketOf(mid), "v=%d", v)
+	}
+}
+
+func TestResult_WritesJSONMarkdownAndChart(t *testing.T) {
+	r := &Result{Scenario: FanIn, Broker: "test", Target: "127.0.0.1:1", Sent: 10, Received: 9, Expected: 10,
+		Ready: 3, Latency: &Percentiles{Count: 9, P50US: 100, P99US: 2500},
+		Timeline: []Sample{{T: 0.25, Ready: 3, RxPerSec: 10}, {T: 0.5, Ready: 3, RxPerSec: 26}},
+		Errors:   map[string]int{"read: EOF": 2}}
+	dir := filepath.Join(t.TempDir(), "out")
+	require.NoError(t, r.Write(dir))
+	var back Result
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, r.Received, back.Received)
+	md, err := os.ReadFile(filepath.Join(dir, "result.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| delivered / expected | 9 / 10 (loss 10.00%) |")
+	assert.Contains(t, string(md), "2.50 ms")
+	png, err := os.ReadFile(filepath.Join(dir, "chart.png"))
+	require.NoError(t, err)
+	assert.Equal(t, "\x89PNG", string(png[:4]))
+	assert.InDelta(t, 0.1, r.Loss(), 1e-9)
+}
+
+func TestReadRSS(t *testing.T) {
+	rss, err := ReadRSS(os.Getpid())
+	require.NoError(t, err)
+	assert.Greater(t, rss, int64(1<<20))
+	_, err = ReadRSS(1 << 30)
+	assert.Error(t, err)
+}
+
+func TestRun_ConnectRefusedIsReported(t *testing.T) {
+	// Port 1 on loopback: nothing listens there, so every connect is refused.
+	res, err := Run(context.Background(), Config{Target: "127.0.0.1:1", Conns: 5, RampTimeout: 5 * time.Second})
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, ErrRamp), "%v", err)
+	require.NotNil(t, res)
+	assert.EqualValues(t, 5, res.Failed)
+	assert.Zero(t, res.Ready)
+	assert.NotEmpty(t, res.Errors)
+}

@@ -1,0 +1,99 @@
+//go:build floodgate.solution && linux
+
+// These tests need the reference codec: run them with -tags floodgate.solution.
+
+package load
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"floodgate/tools/internal/mochibroker"
+)
+
+// mochi starts an in-process mochi broker on 127.0.0.1:0 and returns its
+// address.
+func mochi(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv, err := mochibroker.Start(ln, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func run(t *testing.T, c Config) *Result {
+	t.Helper()
+	c.Target = mochi(t)
+	c.BrokerPID = os.Getpid() // the broker runs in this process
+	c.Broker = "mochi"
+	c.Loops = 2
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := Run(ctx, c)
+	require.NoError(t, err)
+	require.NotNil(t, res)
+	assert.Zero(t, res.Failed)
+	assert.Zero(t, res.Lost)
+	assert.Empty(t, res.Errors)
+	assert.NotEmpty(t, res.Timeline)
+	return res
+}
+
+func TestScenario_IdleHoldsEveryConnectionAndReadsRSS(t *testing.T) {
+	var progress bytes.Buffer
+	res := run(t, Config{Scenario: Idle, Conns: 60, Hold: 1100 * time.Millisecond, SourceCount: 7, Progress: &progress})
+	assert.EqualValues(t, 60, res.Ready)
+	require.Len(t, res.Ramps, 1)
+	assert.Positive(t, res.ConnectRate)
+	assert.Positive(t, res.BrokerRSSBefore)
+	assert.Positive(t, res.BrokerRSSAfter)
+	assert.Zero(t, res.Sent)
+	assert.Contains(t, progress.String(), "hold", "a plain progress line is printed each second")
+}
+
+func TestScenario_StormCountsConnectsPerSecond(t *testing.T) {
+	res := run(t, Config{Scenario: Storm, Conns: 100, Window: 10})
+	assert.EqualValues(t, 100, res.Ready)
+	assert.InDelta(t, 100/res.RampSeconds, res.ConnectRate, 1e-6)
+}
+
+func TestScenario_FanInDeliversEveryMessage(t *testing.T) {
+	res := run(t, Config{Scenario: FanIn, Conns: 20, Messages: 2000, Duration: 10 * time.Second, InFlight: 200})
+	assert.EqualValues(t, 21, res.Ready)
+	assert.EqualValues(t, 2000, res.Sent, "the message budget stops the publishers")
+	assert.Equal(t, res.Sent, res.Expected)
+	assert.Equal(t, res.Expected, res.Received)
+	assert.Positive(t, res.Throughput)
+	require.NotNil(t, res.Latency)
+	assert.EqualValues(t, 2000, res.Latency.Count)
+}
+
+func TestScenario_FanOutDeliversToEverySubscriber(t *testing.T) {
+	res := run(t, Config{Scenario: FanOut, Conns: 30, Rate: 200, Messages: 20, Duration: 5 * time.Second})
+	assert.EqualValues(t, 31, res.Ready)
+	assert.EqualValues(t, 20, res.Sent)
+	assert.EqualValues(t, 20*30, res.Expected)
+	assert.Equal(t, res.Expected, res.Received)
+}
+
+func TestScenario_LatencyAtAFixedRate(t *testing.T) {
+	res := run(t, Config{Scenario: Latency, Conns: 10, Rate: 1000, Duration: 300 * time.Millisecond, Protocol: 5})
+	assert.EqualValues(t, 20, res.Ready)
+	// 1,000 msg/s for 0.3 s, give or take the pacing's last millisecond.
+	assert.InDelta(t, 300, res.Sent, 30)
+	assert.Equal(t, res.Sent, res.Received)
+	require.NotNil(t, res.Latency)
+	assert.Equal(t, uint64(res.Received), res.Latency.Count)
+	assert.LessOrEqual(t, res.Latency.P50US, res.Latency.P99US)
+	assert.LessOrEqual(t, res.Latency.P99US, res.Latency.P999US)
+}
