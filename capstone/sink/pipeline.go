@@ -95,8 +95,9 @@ type Stats struct {
 // record is only forgotten after the sink accepted it.
 //
 // Bound: Submit never waits for the sink. It takes the pipeline's mutex,
-// which the worker holds only for bookkeeping and spool I/O (one append,
-// one read of at most a segment, or one move of the memory queue), and it
+// which the worker holds only for bookkeeping and for moving the memory
+// queue to the spool after a failure (one write(2) and one fsync of at
+// most QueueSize records); the worker reads the spool outside it. Submit
 // does at most one write(2) of its own. When the queue and the spool are
 // both full it returns ErrFull at once.
 //
@@ -296,11 +297,16 @@ func (p *Pipeline) step(ctx context.Context) (delivered, failed bool, err error)
 	switch {
 	case len(p.mem) > 0:
 		batch = p.mem[:min(len(p.mem), p.cfg.BatchSize)]
+		p.mu.Unlock()
 	case p.spool.records > 0:
-		batch, nbytes, err = p.spool.peek(p.cfg.BatchSize)
+		f, off, left := p.spool.front()
+		p.mu.Unlock()
+		// Read outside the mutex: only this goroutine removes segments.
+		batch, nbytes, err = readFrames(f, off, left, p.cfg.BatchSize)
 		fromSpool = true
+	default:
+		p.mu.Unlock()
 	}
-	p.mu.Unlock()
 	if err != nil {
 		p.log.Error("sink spool read", "err", err)
 		return false, true, nil

@@ -306,20 +306,50 @@ func (s *spool) prepend(recs []Record) error {
 	return s.writeHead()
 }
 
+// peekChunk is how much of the front segment peek reads at a time.
+const peekChunk = 256 << 10
+
 // peek reads up to max records from the front of the spool without
 // removing them, and the bytes they take.
 func (s *spool) peek(max int) ([]Record, int64, error) {
+	f, off, left := s.front()
+	return readFrames(f, off, left, max)
+}
+
+// front returns the front segment's file and its unread range, for
+// readFrames. Only the pipeline's worker removes segments, so the worker
+// may read the range after it lets go of the pipeline's mutex.
+func (s *spool) front() (f *os.File, off, left int64) {
 	if len(s.segs) == 0 {
-		return nil, 0, nil
+		return nil, 0, 0
 	}
 	seg := s.segs[0]
-	b := make([]byte, seg.size-seg.read)
-	if _, err := seg.f.ReadAt(b, seg.read); err != nil {
+	return seg.f, seg.read, seg.size - seg.read
+}
+
+// readFrames reads up to max records from f's range [off, off+left). It
+// reads at most peekChunk bytes, or one whole frame when a frame is larger.
+func readFrames(f *os.File, off, left int64, max int) ([]Record, int64, error) {
+	if f == nil || left == 0 {
+		return nil, 0, nil
+	}
+	want := min(left, peekChunk)
+	var hdr [frameHeader]byte
+	if left >= frameHeader {
+		if _, err := f.ReadAt(hdr[:], off); err != nil {
+			return nil, 0, fmt.Errorf("sink spool read: %w", err)
+		}
+		if first := int64(binary.BigEndian.Uint32(hdr[:])) + frameHeader; first > want {
+			want = min(left, first)
+		}
+	}
+	b := make([]byte, want)
+	if _, err := f.ReadAt(b, off); err != nil {
 		return nil, 0, fmt.Errorf("sink spool read: %w", err)
 	}
 	recs, n, err := DecodeFrames(b, max)
 	if err != nil && len(recs) == 0 {
-		return nil, 0, fmt.Errorf("sink spool read %s: %w", seg.f.Name(), err)
+		return nil, 0, fmt.Errorf("sink spool read %s: %w", f.Name(), err)
 	}
 	return recs, int64(n), nil
 }
