@@ -51,6 +51,11 @@ type Config struct {
 	// CallTimeout bounds one call to Instance.Handle. Zero means
 	// DefaultCallTimeout.
 	CallTimeout time.Duration
+	// CacheDir, if set, is a directory where compiled plugins are kept
+	// (wazero's file compilation cache), so that loading the same plugin
+	// again, in this process or the next, skips compiling it. Empty means
+	// no cache.
+	CacheDir string
 }
 
 // Message is what a plugin sees: an MQTT topic and its payload.

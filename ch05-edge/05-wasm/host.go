@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -22,8 +23,9 @@ import (
 // those plugins lives in that runtime and shares its sandbox settings. A Host
 // is safe for concurrent use. Close it to free everything it holds.
 type Host struct {
-	rt  wazero.Runtime
-	cfg Config // with defaults filled in; read-only after NewHost
+	rt    wazero.Runtime
+	cache wazero.CompilationCache // nil without Config.CacheDir
+	cfg   Config                  // with defaults filled in; read-only after NewHost
 }
 
 // NewHost validates cfg, fills in its defaults and starts a runtime with the
@@ -42,14 +44,23 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.CallTimeout == 0 {
 		cfg.CallTimeout = DefaultCallTimeout
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, sandbox(cfg))
+	rc := sandbox(cfg)
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("wasm: new host: cache: %w", err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	h := &Host{rt: wazero.NewRuntimeWithConfig(ctx, rc), cache: cache, cfg: cfg}
 	// WASI gives a Go plugin its clock, random numbers and stderr; the
 	// module config below grants it no files, no arguments and no network.
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		_ = rt.Close(ctx)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
+		_ = h.Close(ctx)
 		return nil, fmt.Errorf("wasm: new host: wasi: %w", err)
 	}
-	return &Host{rt: rt, cfg: cfg}, nil
+	return h, nil
 }
 
 // Config returns the host's configuration, with its defaults filled in.
@@ -57,7 +68,11 @@ func (h *Host) Config() Config { return h.cfg }
 
 // Close closes the runtime and with it every plugin and instance.
 func (h *Host) Close(ctx context.Context) error {
-	if err := h.rt.Close(ctx); err != nil {
+	err := h.rt.Close(ctx)
+	if h.cache != nil {
+		err = errors.Join(err, h.cache.Close(ctx))
+	}
+	if err != nil {
 		return fmt.Errorf("wasm: close host: %w", err)
 	}
 	return nil

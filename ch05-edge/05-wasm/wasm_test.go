@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero"
 	"go.uber.org/goleak"
 )
 
@@ -41,9 +44,33 @@ type fixtures struct {
 var fx fixtures
 
 // testConfig is the sandbox every test instance runs in: 16 MiB, and a
-// deadline of one second, generous because -race and a busy machine slow
-// the guest (a plugin that loops forever still costs a second per test).
-var testConfig = Config{MemoryLimitPages: 256, CallTimeout: time.Second}
+// deadline of two seconds. That is generous on purpose: on a loaded machine
+// under -race, a plugin running out of memory takes a few hundred
+// milliseconds to print its fatal error and die, and it must die of that,
+// not of the deadline. (Each endless-loop test costs the full two seconds.)
+//
+// The compiled plugins are cached between runs, in a folder of the system's
+// temporary directory: compiling three Go plugins takes seconds, and tens of
+// seconds under -race on a busy machine.
+var testConfig = Config{
+	MemoryLimitPages: 256,
+	CallTimeout:      2 * time.Second,
+	CacheDir:         testCacheDir(),
+}
+
+// testCacheDir names the cache folder after wazero's version, because
+// wazero cannot tell its own version inside a test binary, and a cache
+// written by another version must never be read. Where the version cannot
+// be found (a -trimpath build), the tests run without a cache.
+func testCacheDir() string {
+	file, _ := runtime.FuncForPC(reflect.ValueOf(wazero.NewRuntime).Pointer()).FileLine(0)
+	_, after, ok := strings.Cut(file, "tetratelabs/wazero@")
+	version, _, _ := strings.Cut(after, "/")
+	if !ok || version == "" {
+		return ""
+	}
+	return filepath.Join(os.TempDir(), "floodgate-wazero-cache-"+version)
+}
 
 // load builds plugins/NAME and loads it into the shared host.
 func (f *fixtures) load(tb testing.TB, name string) *Plugin {
@@ -96,7 +123,7 @@ func instance(t *testing.T, name string) *Instance {
 // bounded returns a context that gives up after a few seconds, so that a
 // stub without a sandbox fails instead of spinning on forever.
 func bounded(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -4,7 +4,7 @@
 // payload picks the misbehaviour:
 //
 //	loop    spin forever
-//	grow    keep allocating, 1 MiB at a time, up to 256 MiB
+//	grow    keep allocating, 4 MiB at a time, up to 256 MiB
 //	panic   panic
 //	badptr  return a result that points outside linear memory
 //
@@ -33,8 +33,8 @@ func handle(_ string, payload []byte) ([]byte, bool) {
 			spins++
 		}
 	case "grow":
-		for range 256 {
-			b := make([]byte, 1<<20)
+		for range 64 {
+			b := make([]byte, 4<<20)
 			b[0] = 1
 			hoard = append(hoard, b)
 		}
