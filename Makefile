@@ -38,7 +38,7 @@ lab:
 	@$(GO) tool wb
 
 capstone:
-	@echo "The capstone broker is not written yet: see capstone/README.md." >&2; exit 1
+	$(GO) run $(if $(MINE),,-tags floodgate.solution) ./capstone/cmd/floodgate
 
 tune:
 	@$(GO) run floodgate/tools/cmd/tune

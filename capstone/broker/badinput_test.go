@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	mqtt "floodgate/ch03-networking/03-mqtt"
 	"floodgate/capstone/session"
+	mqtt "floodgate/ch03-networking/03-mqtt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -24,6 +24,7 @@ import (
 
 	"floodgate/capstone/admission"
 	"floodgate/capstone/engine"
+	"floodgate/capstone/listeners"
 	"floodgate/capstone/ops"
 	"floodgate/capstone/router"
 	"floodgate/capstone/session"
@@ -44,6 +45,9 @@ type Config struct {
 	Admission admission.Config
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger
+	// Listeners are the addresses Run binds; the zero value is TCP
+	// 127.0.0.1:1883 and WebSocket 127.0.0.1:8083.
+	Listeners listeners.Config
 	// Metrics, if set, receives the broker's Prometheus figures (the ops
 	// package serves them). Default: none; Counts works either way.
 	Metrics *ops.Metrics
@@ -220,9 +224,9 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 	id := c.ClientID()
 	b.mu.Lock()
 	e := b.sessions[id]
-	if e == nil || e.owner != c || b.closed {
+	if e == nil || e.owner != c {
 		b.mu.Unlock()
-		if will != nil && !b.isClosed() {
+		if will != nil {
 			b.publishWill(id, will)
 		}
 		return
@@ -231,6 +235,14 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 	expiry := c.SessionExpiry()
 	if expiry == 0 {
 		b.dropLocked(id, e)
+		b.mu.Unlock()
+		if will != nil {
+			b.publishWill(id, will)
+		}
+		return
+	}
+	if b.closed {
+		// Shutting down: no new timers; the will, if any, goes now.
 		b.mu.Unlock()
 		if will != nil {
 			b.publishWill(id, will)
@@ -251,12 +263,6 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 		e.willTimer = time.AfterFunc(time.Duration(min(delay, expiry))*time.Second, func() { b.delayedWill(id, e) })
 	}
 	b.mu.Unlock()
-}
-
-func (b *Broker) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
 }
 
 // expire ends session e if it is still offline and still id's session.
@@ -329,9 +335,9 @@ func (b *Broker) Route(m *router.Message) bool {
 	return len(ds) > 0
 }
 
-// Shutdown marks the broker closed: session and will timers stop, and
-// connections that end from now on publish no will and keep their sessions
-// as they are. Call it when the serving context ends.
+// Shutdown marks the broker closed: session expiry and delayed-will timers
+// stop and no new ones start (sessions stay as they are). Run calls it when
+// its context ends.
 func (b *Broker) Shutdown() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -340,4 +346,48 @@ func (b *Broker) Shutdown() {
 		stopTimer(&e.expiry)
 		stopTimer(&e.willTimer)
 	}
+}
+
+// Run binds the configured listeners and serves them until ctx is done. Then
+// every client is sent DISCONNECT 0x8B Server shutting down (5.0) and
+// closed, and Run returns nil once all connections have ended, or the
+// first listener error. ready, if not nil, is called with the bound
+// addresses once they listen.
+func (b *Broker) Run(ctx context.Context, ready func(map[string]net.Addr)) error {
+	set, err := listeners.Open(b.cfg.Listeners)
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	for kind, a := range set.Addrs() {
+		b.log.Info("listening", "kind", kind, "addr", a.String())
+	}
+	if ready != nil {
+		ready(set.Addrs())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if b.metrics != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					b.gauges()
+				}
+			}
+		}()
+	}
+	stop := context.AfterFunc(ctx, b.Shutdown)
+	defer stop()
+	err = set.Serve(ctx, b.ServeConn)
+	cancel()
+	wg.Wait()
+	b.log.Info("stopped", "sessions", b.Sessions())
+	return err
 }

@@ -1,0 +1,156 @@
+// Command floodgate runs the Floodgate MQTT broker.
+//
+//	go run -tags floodgate.solution ./capstone/cmd/floodgate   # make capstone
+//
+// Defaults: MQTT on TCP 127.0.0.1:1883, MQTT over WebSocket on
+// 127.0.0.1:8083 (path /mqtt), metrics, health and the status page on
+// 127.0.0.1:8080. At start-up it says which machine limits cap the number
+// of connections. SIGINT or SIGTERM shuts it down gracefully: 5.0 clients
+// get DISCONNECT 0x8B.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	auth "floodgate/ch03-networking/07-auth"
+	"floodgate/capstone/admission"
+	"floodgate/capstone/broker"
+	"floodgate/capstone/listeners"
+	"floodgate/capstone/ops"
+	"floodgate/capstone/session"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "floodgate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("floodgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		tcp        = fs.String("tcp", listeners.DefaultTCP, "MQTT over TCP address (\"off\" to disable)")
+		ws         = fs.String("ws", listeners.DefaultWS, "MQTT over WebSocket address, path /mqtt (\"off\" to disable)")
+		tlsAddr    = fs.String("tls", "", "MQTT over TLS address (needs -tls-cert and -tls-key)")
+		tlsCert    = fs.String("tls-cert", "", "TLS certificate chain (PEM)")
+		tlsKey     = fs.String("tls-key", "", "TLS private key (PEM)")
+		tlsCA      = fs.String("tls-client-ca", "", "CA certificates for client certificates (PEM); enables mutual TLS")
+		opsAddr    = fs.String("ops", ops.DefaultAddr, "metrics, health and status page address (\"off\" to disable)")
+		pprof      = fs.Bool("pprof", false, "serve /debug/pprof on the ops address (loopback only)")
+		passwords  = fs.String("passwords", "", "password file (user:bcrypt-hash lines); required of every client when set")
+		aclFile    = fs.String("acl", "", "topic ACL file (read|write|readwrite PATTERN lines)")
+		maxConns   = fs.Int("max-conns", 0, "connection cap (0: none)")
+		acceptRate = fs.Float64("accept-rate", 0, "new connections per second (0: no limit)")
+		pubRate    = fs.Float64("publish-rate", 0, "PUBLISH packets per second per client (0: no limit)")
+		byteRate   = fs.Float64("byte-rate", 0, "payload bytes per second per client (0: no limit)")
+		maxPacket  = fs.Int("max-packet", 0, "largest packet accepted, bytes (0: 1 MiB)")
+		maxQueued  = fs.Int("max-queued", 0, "outbound queue per client, packets (0: 1000)")
+		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	adm := admission.Config{MaxConns: *maxConns, AcceptRate: *acceptRate, PublishRate: *pubRate, ByteRate: *byteRate}
+	if *passwords != "" {
+		p, err := readFile(*passwords, auth.ParsePasswords)
+		if err != nil {
+			return fmt.Errorf("-passwords: %w", err)
+		}
+		adm.Passwords = p
+	}
+	if *aclFile != "" {
+		a, err := readFile(*aclFile, auth.ParseACL)
+		if err != nil {
+			return fmt.Errorf("-acl: %w", err)
+		}
+		adm.ACL = a
+	}
+	metrics := ops.NewMetrics()
+	cfg := broker.Config{
+		Session:   session.Config{MaxPacketSize: *maxPacket, MaxQueued: *maxQueued},
+		Admission: adm,
+		Listeners: listeners.Config{TCP: *tcp, WS: *ws, TLS: *tlsAddr, Logger: log,
+			TLSOptions: auth.TLSOptions{CertFile: *tlsCert, KeyFile: *tlsKey, ClientCAFile: *tlsCA}},
+		Logger:  log,
+		Metrics: metrics,
+	}
+	b, err := broker.New(cfg)
+	if err != nil {
+		return err
+	}
+	var opsSrv *ops.Server
+	if *opsAddr != listeners.Off {
+		opsSrv, err = ops.NewServer(ops.ServerConfig{Addr: *opsAddr, Pprof: *pprof, Metrics: metrics, Logger: log})
+		if err != nil {
+			return fmt.Errorf("-ops: %w", err)
+		}
+	}
+	for _, line := range connectionLimits(*maxConns) {
+		fmt.Fprintln(stdout, line)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var opsErr error
+	if opsSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if opsErr = opsSrv.Run(ctx); opsErr != nil {
+				cancel()
+			}
+		}()
+	}
+	err = b.Run(ctx, func(addrs map[string]net.Addr) {
+		for _, k := range []string{"tcp", "ws", "tls"} {
+			if a, ok := addrs[k]; ok {
+				fmt.Fprintf(stdout, "floodgate: MQTT %s on %s\n", map[string]string{"tcp": "over TCP", "ws": "over WebSocket (/mqtt)", "tls": "over TLS"}[k], a)
+			}
+		}
+		if opsSrv != nil {
+			fmt.Fprintf(stdout, "floodgate: status page http://%s/status, metrics http://%s/metrics\n", *opsAddr, *opsAddr)
+		}
+	})
+	cancel()
+	wg.Wait()
+	if err == nil && opsErr != nil && !errors.Is(opsErr, context.Canceled) {
+		err = opsErr
+	}
+	if err == nil {
+		fmt.Fprintln(stdout, "floodgate: stopped at", time.Now().Format(time.TimeOnly))
+	}
+	return err
+}
+
+// readFile opens name and parses it with parse.
+func readFile[T any](name string, parse func(io.Reader) (T, error)) (T, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer f.Close()
+	return parse(f)
+}
