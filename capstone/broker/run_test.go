@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	mqtt "floodgate/ch03-networking/03-mqtt"
 	"floodgate/capstone/listeners"
+	mqtt "floodgate/ch03-networking/03-mqtt"
 	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"

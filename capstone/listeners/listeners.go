@@ -13,9 +13,9 @@ import (
 	"net"
 	"sync"
 
-	auth "floodgate/ch03-networking/07-auth"
-	websocket "floodgate/ch03-networking/06-websocket"
 	"floodgate/capstone/engine"
+	websocket "floodgate/ch03-networking/06-websocket"
+	auth "floodgate/ch03-networking/07-auth"
 )
 
 // Defaults: everything on loopback.

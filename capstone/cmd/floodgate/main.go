@@ -23,12 +23,12 @@ import (
 	"syscall"
 	"time"
 
-	auth "floodgate/ch03-networking/07-auth"
 	"floodgate/capstone/admission"
 	"floodgate/capstone/broker"
 	"floodgate/capstone/listeners"
 	"floodgate/capstone/ops"
 	"floodgate/capstone/session"
+	auth "floodgate/ch03-networking/07-auth"
 )
 
 func main() {
