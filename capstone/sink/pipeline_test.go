@@ -113,10 +113,12 @@ func TestOutageUnderLoadLosesNothing(t *testing.T) {
 		runErr := make(chan error, 1)
 		go func() { runErr <- p.Run(ctx) }()
 
+		mid := make(chan sink.Stats, 1)
 		go func() {
 			time.Sleep(500 * time.Millisecond)
 			hook.setFailing(true)
 			time.Sleep(1200 * time.Millisecond)
+			mid <- p.Stats() // the last moment of the outage
 			hook.setFailing(false)
 		}()
 		const producers, perProducer = 4, 1500
@@ -145,7 +147,6 @@ func TestOutageUnderLoadLosesNothing(t *testing.T) {
 		for _, a := range accepted {
 			total += len(a)
 		}
-		during := p.Stats()
 		for deadline := time.Now().Add(time.Minute); len(hook.received()) < total && time.Now().Before(deadline); {
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -170,7 +171,10 @@ func TestOutageUnderLoadLosesNothing(t *testing.T) {
 		assert.Zero(t, st.QueueDepth)
 		assert.Equal(t, breaker.Closed, st.State)
 		assert.Equal(t, producers*perProducer, total)
-		t.Logf("at the end of the load: %+v", during)
+		during := <-mid
+		t.Logf("at the end of the outage: %+v", during)
+		assert.Greater(t, during.SpoolDepth, 500, "records waited in the spool")
+		assert.NotEqual(t, breaker.Closed, during.State)
 		t.Logf("after the drain: %+v; webhook calls %d; transitions %v", st, hook.calls, transitions)
 		tmu.Lock()
 		assert.Contains(t, transitions, "closed>open")
