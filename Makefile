@@ -8,13 +8,14 @@ MODULES := ch01-intro ch02-concurrency ch03-networking ch04-tuning ch05-edge cap
 # with floodgate/, so this pattern covers the whole workspace.
 PKGS    := floodgate/...
 
-.PHONY: help test fmt vet verify race lab capstone tidy tune generate
+.PHONY: help test fmt vet verify race lab capstone tidy tune generate bench
 
 help:
 	@echo "make test      everything CI checks: gofmt, vet (both builds), wb verify, -race tests"
 	@echo "make lab       the workbook: where you are and what to do next (go tool wb)"
 	@echo "make capstone  run the Floodgate broker (MINE=1 builds it from your own labs)"
 	@echo "make tune      which limits of this machine cap the connection count, and how to raise them"
+	@echo "make bench     Floodgate vs mosquitto vs mochi-mqtt, side by side (QUICK=1: a one-minute smoke run)"
 	@echo "make tidy      check that every module's go.mod is tidy on its own"
 	@echo "make generate  regenerate ch05-edge/03-grpc's gRPC code (needs protoc)"
 
@@ -42,6 +43,12 @@ capstone:
 
 tune:
 	@$(GO) run floodgate/tools/cmd/tune
+
+# The load generator speaks MQTT through ch03's codec, which is the
+# reference only with the solution tag. Results go to $TMPDIR/floodgate-bench-*;
+# BENCH_FLAGS passes more flags (go run ... bench -h lists them).
+bench:
+	$(GO) run $(TAGS) floodgate/tools/cmd/bench $(if $(QUICK),-quick) $(BENCH_FLAGS)
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "go.mod of $$m is not tidy"; exit 1; }; done; echo "tidy: ok"

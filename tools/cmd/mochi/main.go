@@ -33,7 +33,11 @@ func main() {
 
 // run serves until ctx is done.
 func run(ctx context.Context, addr string) error {
-	if _, err := load.ParseTarget(addr); err != nil {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := load.ParseTarget(net.JoinHostPort(host, "1")); err != nil { // any port, 0 too
 		return err
 	}
 	ln, err := net.Listen("tcp", addr)

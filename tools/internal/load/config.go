@@ -83,7 +83,11 @@ type Config struct {
 	Messages int64
 	// Payload is the message size in bytes, at least 8 (default 64).
 	Payload int
-	// Window is how many connects may be in flight at once (default 500).
+	// Window is how many connects may be in flight at once (default 100).
+	// Keep it at or below the broker's listen backlog: mosquitto listens
+	// with a backlog of 100, and a SYN that overflows it is retried only
+	// after a second, which measures the backlog, not the broker (Result's
+	// ListenOverflows counts them).
 	Window int
 	// Loops is the number of event loops (default GOMAXPROCS, at most 8).
 	Loops int
@@ -131,7 +135,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.Conns, 1000)
 	def(&c.SourceCount, max(4, c.Conns/10_000+1))
 	def(&c.Payload, 64)
-	def(&c.Window, 500)
+	def(&c.Window, 100)
 	def(&c.InFlight, 5000)
 	def(&c.Loops, min(runtime.GOMAXPROCS(0), 8))
 	def(&c.Protocol, 4)

@@ -44,6 +44,9 @@ type Result struct {
 	BrokerRSSAfter   int64   `json:"broker_rss_after,omitempty"`
 	BrokerRSSPerConn float64 `json:"broker_rss_per_conn,omitempty"`
 	LoadgenRSS       int64   `json:"loadgen_rss"`
+	// ListenOverflows is how many SYNs the machine dropped on full accept
+	// queues during the run (all listeners, from /proc/net/netstat).
+	ListenOverflows int64 `json:"listen_overflows"`
 
 	Errors   map[string]int `json:"errors,omitempty"`
 	Timeline []Sample       `json:"timeline"`
@@ -105,6 +108,9 @@ func (r *Result) Markdown() string {
 		}
 	}
 	row("loadgen RSS", "%s", mib(r.LoadgenRSS))
+	if r.ListenOverflows > 0 {
+		row("listen queue overflows (machine-wide)", "%d", r.ListenOverflows)
+	}
 	keys := make([]string, 0, len(r.Errors))
 	for k := range r.Errors {
 		keys = append(keys, k)

@@ -178,6 +178,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
+	overflows0, _ := listenOverflows()
 	prog := startProgress(s, cfg.Progress, cfg.Terminal)
 	r := &runner{s: s, e: e, cfg: cfg, res: res}
 	runErr := r.run(ctx)
@@ -192,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	res.LoadgenRSS, _ = ReadRSS(os.Getpid())
+	if o, err := listenOverflows(); err == nil {
+		res.ListenOverflows = o - overflows0
+	}
 	stopEngine()
 	res.Timeline = prog.stop()
 	r.collect()
@@ -445,4 +449,26 @@ func ReadRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("load: read RSS of %d: no VmRSS line", pid)
+}
+
+// listenOverflows returns the machine's TcpExt ListenOverflows counter from
+// /proc/net/netstat: SYNs dropped because a listener's accept queue was full.
+func listenOverflows() (int64, error) {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return 0, err
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(vals) != len(names) {
+			continue
+		}
+		for j, n := range names {
+			if n == "ListenOverflows" {
+				return strconv.ParseInt(vals[j], 10, 64)
+			}
+		}
+	}
+	return 0, errors.New("load: no ListenOverflows in /proc/net/netstat")
 }

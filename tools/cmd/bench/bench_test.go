@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"floodgate/tools/internal/load"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func fake(broker string, s load.Scenario, run int, rssPerConn, throughput float64) record {
+	return record{Broker: broker, Scenario: s, Run: run, Result: &load.Result{Scenario: s,
+		BrokerRSSAfter: 1, BrokerRSSPerConn: rssPerConn, Throughput: throughput}}
+}
+
+func TestSummary_MediansAndRatios(t *testing.T) {
+	recs := []record{
+		fake("a", load.Idle, 1, 1000, 0), fake("a", load.Idle, 2, 3000, 0), fake("a", load.Idle, 3, 1100, 0),
+		fake("b", load.Idle, 1, 2200, 0), fake("b", load.Idle, 2, 2200, 0),
+		fake("a", load.FanIn, 1, 0, 100), fake("b", load.FanIn, 1, 0, 250),
+		{Broker: "b", Scenario: load.FanIn, Run: 2, Error: "boom"},
+	}
+	s := summarize(recs, []string{"a", "b"}, []load.Scenario{load.Idle, load.FanIn})
+	s.Runs = 3
+	require.NotEmpty(t, s.Rows)
+	assert.Equal(t, 1100.0, s.Rows[0].Cells["a"].Median, "median of 1000, 3000, 1100")
+	assert.Equal(t, 2200.0, s.Rows[0].Cells["b"].Median)
+	md := s.markdown()
+	assert.Contains(t, md, "| metric | a | b | b / a |")
+	assert.Contains(t, md, "| RSS per idle subscribed connection (lower is better) | 1,100 B | 2,200 B | 2.00× |")
+	assert.Contains(t, md, "| QoS0 fan-in, delivered (higher is better) | 100/s | 250/s | 2.50× |")
+	assert.Contains(t, md, "failed: b fanin run 2: boom")
+	png := filepath.Join(t.TempDir(), "bench.png")
+	require.NoError(t, s.chart(png))
+	b, err := os.ReadFile(png)
+	require.NoError(t, err)
+	assert.Equal(t, "\x89PNG", string(b[:4]))
+}
+
+func TestMedian(t *testing.T) {
+	assert.Equal(t, 2.0, median([]float64{3, 1, 2}))
+	assert.Equal(t, 2.5, median([]float64{4, 1, 2, 3}))
+	assert.Equal(t, "1,234,567", group(1234567))
+	assert.Equal(t, "999", group(999))
+}
+
+func TestPlan_EveryScenarioFitsTheLimits(t *testing.T) {
+	for _, quick := range []bool{false, true} {
+		p := plan{quick: quick}
+		for _, s := range load.Scenarios {
+			c := p.config(s)
+			assert.Equal(t, s, c.Scenario)
+			assert.LessOrEqual(t, c.Conns, 15_000, "one process may open 20,000 files here")
+			assert.LessOrEqual(t, c.Duration, load.MaxDuration)
+		}
+	}
+}
+
+func TestMosquitto_StartsOnLoopbackAndStops(t *testing.T) {
+	k, err := prepareMosquitto(context.Background(), "", nil)
+	if err != nil {
+		t.Skip("mosquitto is not installed (apt-get install mosquitto):", err)
+	}
+	dir := t.TempDir()
+	r, err := k.start(context.Background(), dir)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(r.addr, "127.0.0.1:"))
+	conf, err := os.ReadFile(filepath.Join(dir, "mosquitto.conf"))
+	require.NoError(t, err)
+	assert.Contains(t, string(conf), "listener "+strings.TrimPrefix(r.addr, "127.0.0.1:")+" 127.0.0.1\n")
+	assert.Contains(t, string(conf), "max_connections -1\n")
+	assert.Contains(t, string(conf), "persistence false\n")
+	_, err = load.ReadRSS(r.pid())
+	require.NoError(t, err)
+	require.NoError(t, r.stop())
+	_, err = load.ReadRSS(r.pid())
+	assert.Error(t, err, "the broker process is gone")
+}
