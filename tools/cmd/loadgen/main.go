@@ -48,6 +48,7 @@ func main() {
 	flag.IntVar(&c.InFlight, "inflight", 0, "fanin at full speed: messages sent and not yet delivered, at most (0: 5000)")
 	flag.IntVar(&c.Loops, "loops", 0, "event loops (0: GOMAXPROCS, at most 8)")
 	flag.UintVar(&keepalive, "keepalive", 0, "MQTT keepalive in seconds (0: 300)")
+	flag.BoolVar(&c.PrivateFDs, "private-fds", false, "each event loop gets its own fd table (unshare(CLONE_FILES)): RLIMIT_NOFILE then caps each loop, not the process")
 	flag.IntVar(&c.Protocol, "protocol", 4, "MQTT protocol level: 4 (3.1.1) or 5")
 	flag.DurationVar(&c.RampTimeout, "ramp-timeout", 0, "bound on each connect ramp (0: 60s)")
 	flag.IntVar(&c.BrokerPID, "broker-pid", 0, "the broker's PID, to read its RSS from /proc/PID/status")

@@ -94,6 +94,11 @@ type Config struct {
 	// KeepAlive is the MQTT keepalive in seconds (default 300); the
 	// loops send PINGREQ every half keepalive.
 	KeepAlive uint16
+	// PrivateFDs gives each event loop its own file descriptor table
+	// (runtime.LockOSThread, then unshare(CLONE_FILES)): RLIMIT_NOFILE
+	// then caps each loop's sockets, not the process's, so a run may hold
+	// about Loops × (RLIMIT_NOFILE − 64) connections. Linux only.
+	PrivateFDs bool
 	// Protocol is the MQTT protocol level: 4 (3.1.1, default) or 5.
 	Protocol int
 	// RampTimeout bounds each connect ramp (default 60s).

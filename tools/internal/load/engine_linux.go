@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,6 +152,17 @@ func (l *loop) wake() {
 }
 
 func (l *loop) run() {
+	if l.s.cfg.PrivateFDs {
+		// Give this thread its own copy of the fd table: the sockets it
+		// opens from now on count against RLIMIT_NOFILE in its table
+		// only. The goroutine never unlocks, so the thread (and its
+		// table) ends with it. epfd and evfd were opened before, so both
+		// tables hold them; wake writes evfd through the process table.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+			l.s.noteErr("unshare(CLONE_FILES)", err)
+		}
+	}
 	events := make([]unix.EpollEvent, 512)
 	for {
 		timeout := 100

@@ -86,23 +86,20 @@ func (p *progress) sample(now time.Time) Sample {
 func (p *progress) show(smp Sample) {
 	s := p.s
 	s.mu.Lock()
-	phase, total := s.phase, s.total
+	phase, total, since := s.phase, s.total, s.since
 	s.mu.Unlock()
-	var done int64
-	switch phase {
-	case "publish", "hold":
-		done = int64((smp.T * 1000)) // shown against the phase length in ms, roughly
-	default:
-		done = smp.Ready
+	done := smp.Ready
+	if phase == "publish" || phase == "hold" {
+		done = time.Since(since).Milliseconds() // total is the phase's length in ms
 	}
-	line := fmt.Sprintf("%-6.1fs %-18s ready %d  failed %d  lost %d  sent %d  rcvd %d (%s/s)",
+	line := fmt.Sprintf("%5.1fs  %-18s ready %d  failed %d  lost %d  sent %d  rcvd %d (%s/s)",
 		smp.T, phase, smp.Ready, s.failed.Load(), s.lost.Load(), smp.Sent, smp.Received, si(smp.RxPerSec))
 	if !p.terminal {
 		fmt.Fprintln(p.w, line)
 		return
 	}
 	bar := ""
-	if total > 0 && phase != "publish" && phase != "hold" {
+	if total > 0 {
 		const width = 24
 		f := min(float64(done)/float64(total), 1)
 		n := int(f * width)

@@ -66,6 +66,7 @@ type Params struct {
 	SourceCount int     `json:"source_count"`
 	Protocol    int     `json:"protocol"`
 	KeepAlive   int     `json:"keepalive_s"`
+	PrivateFDs  bool    `json:"private_fds"`
 }
 
 // Ramp is one connect ramp.

@@ -50,6 +50,7 @@ type shared struct {
 	errs  map[string]int // guarded by mu: error text -> count
 	phase string         // guarded by mu
 	total int64          // guarded by mu: what the phase counts towards
+	since time.Time      // guarded by mu: when the phase began
 }
 
 func (s *shared) noteErr(op string, err error) {
@@ -72,7 +73,7 @@ func (s *shared) window() int64 {
 
 func (s *shared) setPhase(p string, total int64) {
 	s.mu.Lock()
-	s.phase, s.total = p, total
+	s.phase, s.total, s.since = p, total, time.Now()
 	s.mu.Unlock()
 }
 
@@ -136,9 +137,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lim, err := fdLimit(); err == nil && uint64(cfg.totalConns()+64) > lim {
-		return nil, fmt.Errorf("%w: %d connections need about %d, RLIMIT_NOFILE is %d (the per-thread fd table mode of issue 8 is not built yet)",
-			ErrTooManyFiles, cfg.totalConns(), cfg.totalConns()+64, lim)
+	if lim, err := fdLimit(); err == nil {
+		per, where := cfg.totalConns()+64, "this process"
+		if cfg.PrivateFDs {
+			per, where = (cfg.totalConns()+cfg.Loops-1)/cfg.Loops+64, "each event loop's fd table"
+		}
+		if uint64(per) > lim {
+			return nil, fmt.Errorf("%w: %d connections need about %d files in %s, RLIMIT_NOFILE is %d (more loops with PrivateFDs spread them)",
+				ErrTooManyFiles, cfg.totalConns(), per, where, lim)
+		}
 	}
 	var rid [4]byte
 	_, _ = rand.Read(rid[:])
@@ -170,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Scenario: cfg.Scenario, Broker: cfg.Broker, Target: target.String(), Date: time.Now().UTC(),
 		Params: Params{Conns: cfg.Conns, Rate: cfg.Rate, DurationS: cfg.Duration.Seconds(), HoldS: cfg.Hold.Seconds(),
 			Payload: cfg.Payload, Window: cfg.Window, InFlight: cfg.InFlight, Loops: cfg.Loops, Sources: cfg.Sources, SourceCount: cfg.SourceCount,
-			Protocol: cfg.Protocol, KeepAlive: int(cfg.KeepAlive)},
+			Protocol: cfg.Protocol, KeepAlive: int(cfg.KeepAlive), PrivateFDs: cfg.PrivateFDs},
 		BrokerPID: cfg.BrokerPID,
 	}
 	if cfg.BrokerPID != 0 {

@@ -97,3 +97,9 @@ func TestScenario_LatencyAtAFixedRate(t *testing.T) {
 	assert.LessOrEqual(t, res.Latency.P50US, res.Latency.P99US)
 	assert.LessOrEqual(t, res.Latency.P99US, res.Latency.P999US)
 }
+
+func TestScenario_PrivateFDTablesHoldTheSockets(t *testing.T) {
+	res := run(t, Config{Scenario: Idle, Conns: 90, Hold: time.Millisecond, PrivateFDs: true})
+	assert.EqualValues(t, 90, res.Ready)
+	assert.True(t, res.Params.PrivateFDs)
+}
