@@ -64,7 +64,8 @@ type BreakerStatus struct {
 // the first); the rates are computed against it. It is safe for concurrent
 // use.
 func (m *Metrics) Snapshot(prev Snapshot) Snapshot {
-	s := Snapshot{Time: time.Now()}
+	s := Snapshot{Time: time.Now(), ConnectionsRefused: []Count{}, Drops: []Count{},
+		LimiterRejections: []Count{}, Breakers: []BreakerStatus{}} // [] rather than null in JSON
 	fams, _ := m.Registry.Gather() // a gather error still returns what it could gather
 	for _, f := range fams {
 		switch f.GetName() {
