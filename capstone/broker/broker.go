@@ -28,6 +28,7 @@ import (
 	"floodgate/capstone/ops"
 	"floodgate/capstone/router"
 	"floodgate/capstone/session"
+	"floodgate/capstone/store"
 	mqtt "floodgate/ch03-networking/03-mqtt"
 )
 
@@ -48,6 +49,11 @@ type Config struct {
 	// Listeners are the addresses Run binds; the zero value is TCP
 	// 127.0.0.1:1883 and WebSocket 127.0.0.1:8083.
 	Listeners listeners.Config
+	// Store, if set, keeps sessions, subscriptions, retained messages and
+	// in-flight QoS 1/2 state across restarts (store.Open for bbolt); New
+	// loads what it holds. Default: memory only. The broker does not close
+	// it.
+	Store store.Store
 	// Metrics, if set, receives the broker's Prometheus figures (the ops
 	// package serves them). Default: none; Counts works either way.
 	Metrics *ops.Metrics
@@ -61,6 +67,7 @@ type Broker struct {
 	router  *router.Router
 	adm     *admission.Admitter
 	metrics *ops.Metrics // nil: none
+	store   store.Store  // nil: none
 
 	counts sync.Map // counter name -> *atomic.Uint64; a leaf lock
 
@@ -76,11 +83,16 @@ type entry struct {
 	expiry    *time.Timer   // session expiry while offline
 	will      *mqtt.Will    // a delayed will not yet published
 	willTimer *time.Timer
+
+	// For the store: what the session record holds.
+	version        mqtt.Version
+	expiryInterval uint32
+	disconnectedAt time.Time // zero while connected
 }
 
 // New returns a Broker for cfg.
 func New(cfg Config) (*Broker, error) {
-	b := &Broker{cfg: cfg, router: router.New(), sessions: make(map[string]*entry), metrics: cfg.Metrics}
+	b := &Broker{cfg: cfg, router: router.New(), sessions: make(map[string]*entry), metrics: cfg.Metrics, store: cfg.Store}
 	cfg.Admission.OnRefuse = b.refused
 	adm, err := admission.New(cfg.Admission)
 	if err != nil {
@@ -92,6 +104,11 @@ func New(cfg Config) (*Broker, error) {
 	cfg.Session.Admission = adm
 	cfg.Session.Logger = cfg.Logger
 	b.cfg, b.log, b.adm = cfg, cfg.Logger, adm
+	if b.store != nil {
+		if err := b.load(time.Now()); err != nil {
+			return nil, fmt.Errorf("new broker: load the store: %w", err)
+		}
+	}
 	return b, nil
 }
 
@@ -175,7 +192,6 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 			<-old.Done()
 			continue
 		}
-		defer b.mu.Unlock()
 		if e != nil {
 			stopTimer(&e.expiry)
 			// [MQTT-3.1.3-9] a reconnection within the will delay cancels
@@ -190,12 +206,24 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 		}
 		present := e != nil // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 		if e == nil {
-			e = &entry{st: session.NewState(id, b.cfg.Session.MaxQueued, b.Count)}
+			e = b.newEntry(id)
 			b.sessions[id] = e
 		}
 		e.owner = c
+		e.version, e.expiryInterval, e.disconnectedAt = c.Version(), c.SessionExpiry(), time.Time{}
+		b.saveLocked(id, e)
+		b.mu.Unlock()
 		return e.st, present
 	}
+}
+
+// newEntry makes an empty session for id, persisted if there is a store.
+func (b *Broker) newEntry(id string) *entry {
+	st := session.NewState(id, b.cfg.Session.MaxQueued, b.Count)
+	if b.store != nil {
+		st.SetPersister(persister{b})
+	}
+	return &entry{st: st}
 }
 
 func stopTimer(t **time.Timer) {
@@ -212,6 +240,7 @@ func (b *Broker) dropLocked(id string, e *entry) {
 		_, _ = b.router.Unsubscribe(id, s.Filter)
 	}
 	delete(b.sessions, id)
+	b.deleteStored(id)
 	stopTimer(&e.expiry)
 	stopTimer(&e.willTimer)
 }
@@ -232,7 +261,9 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 		return
 	}
 	e.owner = nil
-	expiry := c.SessionExpiry()
+	e.expiryInterval = c.SessionExpiry()
+	e.disconnectedAt = time.Now()
+	expiry := e.expiryInterval
 	if expiry == 0 {
 		b.dropLocked(id, e)
 		b.mu.Unlock()
@@ -241,28 +272,32 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 		}
 		return
 	}
-	if b.closed {
-		// Shutting down: no new timers; the will, if any, goes now.
-		b.mu.Unlock()
-		if will != nil {
-			b.publishWill(id, will)
-		}
-		return
-	}
-	if expiry != math.MaxUint32 {
-		e.expiry = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expire(id, e) })
-	}
-	if will != nil {
-		delay := will.Properties.WillDelay
-		if delay == 0 {
-			b.mu.Unlock()
-			b.publishWill(id, will)
-			return
-		}
+	var now *mqtt.Will
+	switch {
+	case will == nil:
+	case will.Properties.WillDelay == 0:
+		now = will
+	default:
 		e.will = will
-		e.willTimer = time.AfterFunc(time.Duration(min(delay, expiry))*time.Second, func() { b.delayedWill(id, e) })
 	}
+	if !b.closed {
+		// Shutting down starts no timers: a stored session and its delayed
+		// will are picked up again by the next start.
+		if expiry != math.MaxUint32 {
+			e.expiry = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expire(id, e) })
+		}
+		if e.will != nil {
+			d := time.Duration(min(e.will.Properties.WillDelay, expiry)) * time.Second
+			e.willTimer = time.AfterFunc(d, func() { b.delayedWill(id, e) })
+		}
+	} else if b.store == nil && e.will != nil {
+		now, e.will = e.will, nil // nowhere to keep it
+	}
+	b.saveLocked(id, e)
 	b.mu.Unlock()
+	if now != nil {
+		b.publishWill(id, now)
+	}
 }
 
 // expire ends session e if it is still offline and still id's session.
@@ -285,9 +320,11 @@ func (b *Broker) expire(id string, e *entry) {
 func (b *Broker) delayedWill(id string, e *entry) {
 	b.mu.Lock()
 	will := e.will
-	e.will = nil
 	if b.closed || b.sessions[id] != e || e.owner != nil {
 		will = nil
+	} else {
+		e.will = nil
+		b.saveLocked(id, e)
 	}
 	b.mu.Unlock()
 	if will != nil {
@@ -298,15 +335,9 @@ func (b *Broker) delayedWill(id string, e *entry) {
 // publishWill publishes a will as if client id had sent it.
 func (b *Broker) publishWill(id string, w *mqtt.Will) {
 	b.Count("wills_published")
-	m := &router.Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: id}
-	pr := &w.Properties
-	m.Props = mqtt.Properties{PayloadFormat: pr.PayloadFormat, ContentType: pr.ContentType,
-		ResponseTopic: pr.ResponseTopic, CorrelationData: pr.CorrelationData, User: pr.User}
-	if pr.Has(mqtt.PropMessageExpiry) {
-		m.Expires = time.Now().Add(time.Duration(pr.MessageExpiry) * time.Second)
-	}
+	m := willMessage(id, w, time.Now())
 	if w.Retain {
-		b.router.Retain(m)
+		b.Retain(m)
 	}
 	b.Route(m)
 }

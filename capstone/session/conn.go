@@ -64,6 +64,11 @@ type Hub interface {
 	Route(m *router.Message) bool
 	// Router is the broker's router, for subscriptions and retained messages.
 	Router() *router.Router
+	// Retain stores m as its topic's retained message (or clears it).
+	Retain(m *router.Message)
+	// Changed runs after a SUBSCRIBE or UNSUBSCRIBE changed st's
+	// subscriptions, so the broker can persist them.
+	Changed(c *Conn, st *State)
 	// Closed runs once, after c's writer stopped, for a Conn that had a
 	// session. will is the will to publish (nil: none) [MQTT-3.1.2-8].
 	Closed(c *Conn, st *State, will *mqtt.Will)

@@ -167,6 +167,7 @@ func (c *Conn) handle(p mqtt.Packet) error {
 			ack.ReasonCodes = append(ack.ReasonCodes, code)
 		}
 		c.send(ack) // [MQTT-3.10.4-4]
+		c.hub.Changed(c, c.st)
 	case *mqtt.PingReq:
 		c.send(&mqtt.PingResp{}) // [MQTT-3.12.4-1]
 	case *mqtt.Disconnect:
@@ -249,7 +250,7 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 			}
 		}
 		if p.Retain {
-			c.hub.Router().Retain(m) // [MQTT-3.3.1-5]
+			c.hub.Retain(m) // [MQTT-3.3.1-5]
 		}
 		if !c.hub.Route(m) && c.version == mqtt.V5 {
 			code = mqtt.NoMatchingSubscribers
@@ -261,6 +262,8 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 	case mqtt.ExactlyOnce:
 		if code.IsError() {
 			c.st.released(p.PacketID)
+		} else {
+			c.st.routedQoS2(p.PacketID, topic)
 		}
 		c.send(&mqtt.PubRec{PacketID: p.PacketID, ReasonCode: c.v5code(code)}) // [MQTT-4.3.3-2]
 	}
@@ -320,6 +323,7 @@ func (c *Conn) subscribe(p *mqtt.Subscribe) error {
 		}
 	}
 	c.send(ack)
+	c.hub.Changed(c, c.st)
 	for _, r := range sends {
 		var ids []uint32
 		if r.sub.ID != 0 {

@@ -25,6 +25,67 @@ type State struct {
 	nextID   uint16
 	maxQueue int
 	counter  func(string)
+	persist  Persister // never nil
+}
+
+// Persister records a session's in-flight QoS 1/2 state as it changes, so a
+// restarted broker can resend it. Its methods are called with the State's
+// lock held, in the order of the changes; they must not call back into the
+// State. The broker implements it on its store.
+type Persister interface {
+	// OutboundSent: pub (with its packet id) was sent and awaits PUBACK or
+	// PUBREC; expires is the message's expiry (zero: none).
+	OutboundSent(client string, pub *mqtt.Publish, expires time.Time)
+	// OutboundReleased: PUBREC came, PUBREL was sent, PUBCOMP awaited.
+	OutboundReleased(client string, id uint16)
+	// OutboundDone: the message is acknowledged.
+	OutboundDone(client string, id uint16)
+	// InboundReceived: a QoS 2 PUBLISH to topic was routed and PUBREC
+	// sent; PUBREL awaited.
+	InboundReceived(client string, id uint16, topic string)
+	// InboundReleased: its PUBREL came.
+	InboundReleased(client string, id uint16)
+}
+
+type noPersist struct{}
+
+func (noPersist) OutboundSent(string, *mqtt.Publish, time.Time) {}
+func (noPersist) OutboundReleased(string, uint16)               {}
+func (noPersist) OutboundDone(string, uint16)                   {}
+func (noPersist) InboundReceived(string, uint16, string)        {}
+func (noPersist) InboundReleased(string, uint16)                {}
+
+// SetPersister makes p receive the session's in-flight changes (nil: none).
+// Call it before the State is shared.
+func (s *State) SetPersister(p Persister) {
+	if p == nil {
+		p = noPersist{}
+	}
+	s.persist = p
+}
+
+// Flight is an in-flight outbound message, as a store gives it back.
+type Flight struct {
+	Publish  *mqtt.Publish // with its packet id
+	Released bool          // PUBREC came: resend PUBREL, not PUBLISH
+}
+
+// Restore gives a new, unshared State what a store kept: its
+// subscriptions, its outbound messages in flight (in their original order)
+// and its inbound QoS 2 packet ids awaiting PUBREL.
+func (s *State) Restore(subs []router.Sub, flights []Flight, inQoS2 []uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range subs {
+		s.subs[sub.Filter] = sub
+	}
+	for _, f := range flights {
+		s.inflight = append(s.inflight, &flight{id: f.Publish.PacketID, pub: f.Publish, rel: f.Released})
+		s.nextID = max(s.nextID, f.Publish.PacketID)
+	}
+	for _, id := range inQoS2 {
+		s.inQoS2[id] = struct{}{}
+	}
 }
 
 type flight struct {
@@ -51,7 +112,7 @@ func NewState(id string, maxQueue int, count func(string)) *State {
 		count = func(string) {}
 	}
 	return &State{ID: id, subs: make(map[string]router.Sub), inQoS2: make(map[uint16]struct{}),
-		maxQueue: maxQueue, counter: count}
+		maxQueue: maxQueue, counter: count, persist: noPersist{}}
 }
 
 // Subscriptions returns a copy of the session's subscriptions.
@@ -121,6 +182,7 @@ func (s *State) deliverLocked(p pendingMsg, now time.Time) {
 	if p.qos > mqtt.AtMostOnce {
 		pub.PacketID = s.newID()
 		s.inflight = append(s.inflight, &flight{id: pub.PacketID, pub: pub})
+		s.persist.OutboundSent(s.ID, pub, p.m.Expires)
 	}
 	c.send(pub)
 }
@@ -198,11 +260,13 @@ func (s *State) ack(t mqtt.PacketType, id uint16, code mqtt.ReasonCode) bool {
 			t == mqtt.PUBCOMP && f.rel,
 			t == mqtt.PUBREC && !f.rel && f.pub.QoS == mqtt.ExactlyOnce && code.IsError():
 			s.inflight = append(s.inflight[:i], s.inflight[i+1:]...)
+			s.persist.OutboundDone(s.ID, id)
 			s.fill(time.Now())
 			return true
 		case t == mqtt.PUBREC && !f.rel && f.pub.QoS == mqtt.ExactlyOnce:
 			// [MQTT-4.3.3-4] answer PUBREC with PUBREL and keep the id.
 			f.rel = true
+			s.persist.OutboundReleased(s.ID, id)
 			if s.conn != nil {
 				s.conn.send(&mqtt.PubRel{PacketID: id})
 			}
@@ -244,6 +308,16 @@ func (s *State) receivedQoS2(id uint16) (isNew bool, n int) {
 	return true, len(s.inQoS2)
 }
 
+// routedQoS2 records that the inbound QoS 2 message id to topic has been
+// routed, for a store.
+func (s *State) routedQoS2(id uint16, topic string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.inQoS2[id]; ok {
+		s.persist.InboundReceived(s.ID, id, topic)
+	}
+}
+
 func (s *State) inQoS2Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -257,5 +331,8 @@ func (s *State) released(id uint16) bool {
 	defer s.mu.Unlock()
 	_, ok := s.inQoS2[id]
 	delete(s.inQoS2, id)
+	if ok {
+		s.persist.InboundReleased(s.ID, id)
+	}
 	return ok
 }

@@ -28,6 +28,7 @@ import (
 	"floodgate/capstone/listeners"
 	"floodgate/capstone/ops"
 	"floodgate/capstone/session"
+	"floodgate/capstone/store"
 	auth "floodgate/ch03-networking/07-auth"
 )
 
@@ -58,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		byteRate   = fs.Float64("byte-rate", 0, "payload bytes per second per client (0: no limit)")
 		maxPacket  = fs.Int("max-packet", 0, "largest packet accepted, bytes (0: 1 MiB)")
 		maxQueued  = fs.Int("max-queued", 0, "outbound queue per client, packets (0: 1000)")
+		storeFile  = fs.String("store", "", "bbolt file that keeps sessions, subscriptions, retained and in-flight messages across restarts (default: memory only)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -92,6 +94,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 			TLSOptions: auth.TLSOptions{CertFile: *tlsCert, KeyFile: *tlsKey, ClientCAFile: *tlsCA}},
 		Logger:  log,
 		Metrics: metrics,
+	}
+	if *storeFile != "" {
+		st, err := store.Open(*storeFile, store.Options{Timeout: time.Second})
+		if err != nil {
+			return fmt.Errorf("-store: %w", err)
+		}
+		defer st.Close()
+		cfg.Store = st
 	}
 	b, err := broker.New(cfg)
 	if err != nil {

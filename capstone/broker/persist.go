@@ -1,0 +1,229 @@
+package broker
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"floodgate/capstone/router"
+	"floodgate/capstone/session"
+	"floodgate/capstone/store"
+	mqtt "floodgate/ch03-networking/03-mqtt"
+	topics "floodgate/ch03-networking/04-topics"
+)
+
+// Persistence is write-through: each change is handed to the store as it
+// happens (for bbolt, one committed transaction each), under the lock that
+// orders it. A store error is logged and counted ("store_error"); the broker
+// goes on serving from memory.
+
+func (b *Broker) storeErr(op string, err error) {
+	if err != nil {
+		b.Count("store_error")
+		b.log.Error("store", "op", op, "err", err)
+	}
+}
+
+// Retain implements session.Hub: the router's retained message, and the
+// store's.
+func (b *Broker) Retain(m *router.Message) {
+	b.router.Retain(m)
+	if b.store != nil {
+		b.storeErr("retain", b.store.SetRetained(toStore(m)))
+	}
+}
+
+// Changed implements session.Hub: a SUBSCRIBE or UNSUBSCRIBE changed st.
+func (b *Broker) Changed(c *session.Conn, st *session.State) {
+	if b.store == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if e := b.sessions[st.ID]; e != nil && e.st == st {
+		b.saveLocked(st.ID, e)
+	}
+}
+
+// saveLocked writes session e's record. b.mu is held.
+func (b *Broker) saveLocked(id string, e *entry) {
+	if b.store == nil || e.expiryInterval == 0 {
+		return // a session that ends with its connection is not kept
+	}
+	rec := store.Session{ClientID: id, ProtocolVersion: byte(e.version), ExpiryInterval: e.expiryInterval,
+		DisconnectedAt: e.disconnectedAt}
+	for _, s := range e.st.Subscriptions() {
+		rec.Subscriptions = append(rec.Subscriptions, store.Subscription{Filter: s.Filter, QoS: byte(s.QoS),
+			NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, Identifier: s.ID})
+	}
+	if w := e.will; w != nil {
+		m := willMessage(id, w, e.disconnectedAt)
+		rec.Will = &store.Will{Message: toStore(m), DelayInterval: w.Properties.WillDelay}
+	}
+	b.storeErr("save session", b.store.SaveSession(rec))
+}
+
+func (b *Broker) deleteStored(id string) {
+	if b.store != nil {
+		b.storeErr("delete session", b.store.DeleteSession(id))
+	}
+}
+
+// load restores the store's retained messages and sessions. Expired ones
+// are deleted (a pending will of an expired session is published).
+func (b *Broker) load(now time.Time) error {
+	retained, err := b.store.Retained()
+	if err != nil {
+		return fmt.Errorf("retained messages: %w", err)
+	}
+	for _, m := range retained {
+		if rm := fromStore(m, ""); !rm.Expired(now) {
+			b.router.Retain(rm)
+		}
+	}
+	recs, err := b.store.Sessions()
+	if err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	var wills []*router.Message
+	for _, rec := range recs {
+		if rec.DisconnectedAt.IsZero() {
+			rec.DisconnectedAt = now // it was connected when the broker stopped
+		}
+		if rec.Expired(now) {
+			if rec.Will != nil {
+				wills = append(wills, fromStore(rec.Will.Message, rec.ClientID))
+			}
+			b.storeErr("delete expired session", b.store.DeleteSession(rec.ClientID))
+			continue
+		}
+		if err := b.restore(rec, now); err != nil {
+			return fmt.Errorf("session %q: %w", rec.ClientID, err)
+		}
+	}
+	for _, m := range wills {
+		if m.Retain {
+			b.Retain(m)
+		}
+		b.Route(m)
+	}
+	return nil
+}
+
+// restore rebuilds one session from its record and its in-flight messages.
+func (b *Broker) restore(rec store.Session, now time.Time) error {
+	id := rec.ClientID
+	e := b.newEntry(id)
+	e.version, e.expiryInterval, e.disconnectedAt = mqtt.Version(rec.ProtocolVersion), rec.ExpiryInterval, rec.DisconnectedAt
+	var subs []router.Sub
+	for _, s := range rec.Subscriptions {
+		group, _, err := topics.ParseShare(s.Filter)
+		if err != nil {
+			return err
+		}
+		sub := router.Sub{Filter: s.Filter, Group: group, QoS: mqtt.QoS(s.QoS), NoLocal: s.NoLocal,
+			RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, ID: s.Identifier}
+		if _, err := b.router.Subscribe(id, sub); err != nil {
+			return err
+		}
+		subs = append(subs, sub)
+	}
+	flights, err := b.store.InFlight(id)
+	if err != nil {
+		return err
+	}
+	var out []session.Flight
+	var in []uint16
+	for _, f := range flights {
+		switch f.Direction {
+		case store.Outbound:
+			m := fromStore(f.Message, "")
+			pub := &mqtt.Publish{QoS: m.QoS, Retain: m.Retain, Topic: []byte(m.Topic), Payload: m.Payload,
+				PacketID: f.PacketID, Properties: m.Props}
+			out = append(out, session.Flight{Publish: pub, Released: f.State == store.AwaitingComp})
+		case store.Inbound:
+			in = append(in, f.PacketID)
+		}
+	}
+	e.st.Restore(subs, out, in)
+	if rec.Will != nil {
+		w := &mqtt.Will{Topic: rec.Will.Topic, Payload: rec.Will.Payload, QoS: mqtt.QoS(rec.Will.QoS), Retain: rec.Will.Retain}
+		w.Properties = fromStore(rec.Will.Message, id).Props
+		w.Properties.WillDelay = rec.Will.DelayInterval
+		e.will = w
+		left := rec.DisconnectedAt.Add(time.Duration(min(rec.Will.DelayInterval, rec.ExpiryInterval)) * time.Second).Sub(now)
+		e.willTimer = time.AfterFunc(max(0, left), func() { b.delayedWill(id, e) })
+	}
+	if rec.ExpiryInterval != math.MaxUint32 {
+		left := rec.DisconnectedAt.Add(time.Duration(rec.ExpiryInterval) * time.Second).Sub(now)
+		e.expiry = time.AfterFunc(max(0, left), func() { b.expire(id, e) })
+	}
+	b.mu.Lock()
+	b.sessions[id] = e
+	b.mu.Unlock()
+	return nil
+}
+
+// willMessage is the message a will publishes.
+func willMessage(id string, w *mqtt.Will, now time.Time) *router.Message {
+	m := &router.Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, From: id}
+	pr := &w.Properties
+	m.Props = mqtt.Properties{PayloadFormat: pr.PayloadFormat, ContentType: pr.ContentType,
+		ResponseTopic: pr.ResponseTopic, CorrelationData: pr.CorrelationData, User: pr.User}
+	if pr.Has(mqtt.PropMessageExpiry) {
+		m.Expires = now.Add(time.Duration(pr.MessageExpiry) * time.Second)
+	}
+	return m
+}
+
+func toStore(m *router.Message) store.Message {
+	out := store.Message{Topic: m.Topic, Payload: m.Payload, QoS: byte(m.QoS), Retain: m.Retain,
+		PayloadFormat: m.Props.PayloadFormat, ContentType: m.Props.ContentType, ResponseTopic: m.Props.ResponseTopic,
+		CorrelationData: m.Props.CorrelationData, ExpiresAt: m.Expires}
+	for _, u := range m.Props.User {
+		out.UserProperties = append(out.UserProperties, store.UserProperty{Key: u.Key, Value: u.Value})
+	}
+	return out
+}
+
+func fromStore(m store.Message, from string) *router.Message {
+	out := &router.Message{Topic: m.Topic, Payload: m.Payload, QoS: mqtt.QoS(m.QoS), Retain: m.Retain,
+		Expires: m.ExpiresAt, From: from}
+	out.Props = mqtt.Properties{PayloadFormat: m.PayloadFormat, ContentType: m.ContentType,
+		ResponseTopic: m.ResponseTopic, CorrelationData: m.CorrelationData}
+	if m.PayloadFormat != 0 {
+		out.Props.Mark(mqtt.PropPayloadFormat)
+	}
+	for _, u := range m.UserProperties {
+		out.Props.User = append(out.Props.User, mqtt.UserProperty{Key: u.Key, Value: u.Value})
+	}
+	return out
+}
+
+// persister writes a session's in-flight changes to the store.
+type persister struct{ b *Broker }
+
+func (p persister) OutboundSent(client string, pub *mqtt.Publish, expires time.Time) {
+	m := &router.Message{Topic: string(pub.Topic), Payload: pub.Payload, QoS: pub.QoS, Retain: pub.Retain,
+		Props: pub.Properties, Expires: expires}
+	p.b.storeErr("put in-flight", p.b.store.PutInFlight(store.InFlight{ClientID: client, Direction: store.Outbound,
+		PacketID: pub.PacketID, State: store.AwaitingAck, Message: toStore(m), SentAt: time.Now()}))
+}
+
+func (p persister) OutboundReleased(client string, id uint16) {
+	p.b.storeErr("put in-flight", p.b.store.PutInFlight(store.InFlight{ClientID: client, Direction: store.Outbound,
+		PacketID: id, State: store.AwaitingComp, Message: store.Message{Topic: "-"}, SentAt: time.Now()}))
+}
+
+func (p persister) OutboundDone(client string, id uint16) {
+	p.b.storeErr("delete in-flight", p.b.store.DeleteInFlight(client, store.Outbound, id))
+}
+
+func (p persister) InboundReceived(client string, id uint16, topic string) {
+	p.b.storeErr("put in-flight", p.b.store.PutInFlight(store.InFlight{ClientID: client, Direction: store.Inbound,
+		PacketID: id, State: store.AwaitingRel, Message: store.Message{Topic: topic}, SentAt: time.Now()}))
+}
+
+func (p persister) InboundReleased(client string, id uint16) {
+	p.b.storeErr("delete in-flight", p.b.store.DeleteInFlight(client, store.Inbound, id))
+}
