@@ -291,38 +291,17 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	require.ErrorIs(t, err, breaker.ErrInvalidConfig)
 }
 
-// TestWriteThroughSurvivesCrash: with WriteThrough, records accepted by a
-// pipeline that dies without Close (as under SIGKILL) are delivered by the
-// next pipeline on the same spool.
-func TestWriteThroughSurvivesCrash(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		crashed, err := sink.New(sink.Config{SpoolDir: dir, WriteThrough: true}, failingSink{})
-		require.NoError(t, err)
-		var want []sink.Record
-		for i := range 25 {
-			r := rec(1, i)
-			require.NoError(t, crashed.Submit(r))
-			want = append(want, r)
-		}
-		assert.Equal(t, 25, crashed.Stats().SpoolDepth)
-		// No Run, no Close: the process "dies" here.
-
-		ms := &memorySink{}
-		p, err := sink.New(sink.Config{SpoolDir: dir}, ms)
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- p.Run(ctx) }()
-		synctest.Wait()
-		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, p.Close())
-		require.NoError(t, crashed.Close())
-		got := ms.got()
-		require.Len(t, got, 25)
-		for i := range got {
-			assert.Equal(t, want[i].Payload, got[i].Payload)
-		}
-	})
+// TestSpoolDirLocked: a second pipeline on the same spool directory is
+// refused while the first one holds it, and accepted after its Close.
+func TestSpoolDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	p, err := sink.New(sink.Config{SpoolDir: dir}, failingSink{})
+	require.NoError(t, err)
+	_, err = sink.New(sink.Config{SpoolDir: dir}, failingSink{})
+	require.ErrorIs(t, err, sink.ErrSpoolLocked)
+	assert.Contains(t, err.Error(), dir)
+	require.NoError(t, p.Close())
+	p, err = sink.New(sink.Config{SpoolDir: dir}, failingSink{})
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
 }

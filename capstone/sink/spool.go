@@ -17,6 +17,10 @@ import (
 // byte bound.
 var ErrSpoolFull = errors.New("sink: spool full")
 
+// ErrSpoolLocked is returned, wrapped, by New when another pipeline (in
+// this process or another) holds the spool directory.
+var ErrSpoolLocked = errors.New("sink: spool directory in use by another pipeline")
+
 // The spool is a directory of segment files, NNNNNNNNNNNNNNNNNNNN.seg, each a
 // run of frames (see AppendFrame), read oldest first. New records go to the
 // newest segment; records the pipeline must put back in front of the spool
@@ -39,6 +43,7 @@ type spool struct {
 	dir      string
 	maxBytes int64
 	segBytes int64
+	lock     *os.File   // holds the directory's flock; nil where there is none
 	segs     []*segment // oldest first
 	bytes    int64      // bytes not yet delivered
 	records  int        // records not yet delivered
@@ -65,9 +70,14 @@ func openSpool(dir string, maxBytes, segBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sink open spool: %w", err)
 	}
-	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, lock: lock}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		s.close()
 		return nil, fmt.Errorf("sink open spool: %w", err)
 	}
 	var nums []uint64
@@ -86,6 +96,7 @@ func openSpool(dir string, maxBytes, segBytes int64) (*spool, error) {
 		path := filepath.Join(dir, segName(n))
 		if n < headNum { // delivered before the last restart
 			if err := os.Remove(path); err != nil {
+				s.close()
 				return nil, fmt.Errorf("sink open spool: %w", err)
 			}
 			continue
@@ -390,12 +401,16 @@ func (s *spool) sync() error {
 	return first
 }
 
-// close syncs and closes every segment.
+// close syncs and closes every segment, and lets go of the directory.
 func (s *spool) close() error {
 	err := s.sync()
 	for _, seg := range s.segs {
 		seg.f.Close()
 	}
 	s.segs = nil
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 	return err
 }

@@ -156,6 +156,11 @@ const (
 	// AwaitingRel: inbound QoS 2, PUBREC sent, waiting for PUBREL. Message
 	// holds the publication until it is released.
 	AwaitingRel FlightState = 3
+	// Queued: outbound QoS 1 or 2 for a session whose client is away (or
+	// whose receive maximum is reached), packet identifier assigned, never
+	// sent: its first PUBLISH goes out with DUP 0. It keeps its place in
+	// InFlight's order with the messages already sent.
+	Queued FlightState = 4
 )
 
 // InFlight is one QoS 1 or 2 message in flight.

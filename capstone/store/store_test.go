@@ -142,6 +142,9 @@ func TestInFlightOrderAndUpdate(t *testing.T) {
 			State: store.AwaitingRel, Message: store.Message{Topic: "in", Payload: []byte("q2"), QoS: 2}}))
 		require.NoError(t, s.PutInFlight(store.InFlight{ClientID: "other", Direction: store.Outbound, PacketID: 9,
 			State: store.AwaitingAck}))
+		require.NoError(t, s.PutInFlight(store.InFlight{ClientID: "c", Direction: store.Outbound, PacketID: 7,
+			State: store.Queued, Message: store.Message{Topic: "later", Payload: []byte("q"), QoS: 1}}))
+		require.NoError(t, s.DeleteInFlight("c", store.Outbound, 7))
 
 		// PUBREC came for 65535: the update keeps its place.
 		require.NoError(t, s.PutInFlight(store.InFlight{ClientID: "c", Direction: store.Outbound, PacketID: 65535,
