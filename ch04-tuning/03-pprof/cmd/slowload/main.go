@@ -7,7 +7,8 @@
 //
 // The load is -requests POSTs of -lines lines each from -clients
 // goroutines, to a server on 127.0.0.1, and stops by itself (or after
-// -timeout). With -pprof 127.0.0.1:6060 it also serves net/http/pprof on
+// -timeout). -profile=false runs the same load without profiling, to see
+// what profiling costs. With -pprof 127.0.0.1:6060 it also serves net/http/pprof on
 // that loopback address while the load runs; any other address is refused.
 package main
 
@@ -42,12 +43,21 @@ func main() {
 	out := flag.String("out", filepath.Join(os.TempDir(), "floodgate-pprof"), "directory for the profiles")
 	pprofAddr := flag.String("pprof", "", "also serve net/http/pprof on this loopback address while the load runs (off by default)")
 	timeout := flag.Duration("timeout", 2*time.Minute, "stop the load after this long")
+	profile := flag.Bool("profile", true, "profile the run; -profile=false measures the load alone, to see what profiling costs")
+	flag.IntVar(&mutexFraction, "mutex-fraction", 5, "with -profile: report 1 in this many mutex contention events (0: mutex profile off)")
+	flag.DurationVar(&blockRate, "block-rate", 10*time.Microsecond, "with -profile: sample one blocking event per this much time blocked (0: block profile off)")
 	flag.Parse()
-	if err := run(*impl, *requests, *clients, *lines, *devices, *auditDelay, *out, *pprofAddr, *timeout); err != nil {
+	if err := run(*impl, *requests, *clients, *lines, *devices, *auditDelay, *out, *pprofAddr, *timeout, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "slowload:", err)
 		os.Exit(1)
 	}
 }
+
+// The sampling rates of the mutex and block profiles.
+var (
+	mutexFraction int
+	blockRate     time.Duration
+)
 
 // slowLog is an audit log that takes delay per write, like a busy disk.
 type slowLog struct{ delay time.Duration }
@@ -59,7 +69,7 @@ type handler interface {
 	io.Closer
 }
 
-func run(impl string, requests, clients, lines, devices int, auditDelay time.Duration, out, pprofAddr string, timeout time.Duration) error {
+func run(impl string, requests, clients, lines, devices int, auditDelay time.Duration, out, pprofAddr string, timeout time.Duration, profile bool) error {
 	if pprofAddr != "" {
 		ps, err := lab.ListenPprof(pprofAddr)
 		if err != nil {
@@ -82,8 +92,10 @@ func run(impl string, requests, clients, lines, devices int, auditDelay time.Dur
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	runtime.SetMutexProfileFraction(5)
-	runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+	if profile {
+		runtime.SetMutexProfileFraction(mutexFraction)
+		runtime.SetBlockProfileRate(int(blockRate))
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,21 +107,26 @@ func run(impl string, requests, clients, lines, devices int, auditDelay time.Dur
 	go func() { defer wg.Done(); _ = srv.Serve(ln) }()
 	defer func() { _ = srv.Close(); wg.Wait() }()
 
-	cpu, err := os.Create(filepath.Join(out, "cpu.pprof"))
-	if err != nil {
-		return err
+	if profile {
+		cpu, err := os.Create(filepath.Join(out, "cpu.pprof"))
+		if err != nil {
+			return err
+		}
+		defer cpu.Close()
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			return err
+		}
 	}
-	defer cpu.Close()
-	if err := pprof.StartCPUProfile(cpu); err != nil {
-		return err
-	}
-	allocs0 := allocs()
+	allocs0, cpu0 := allocs(), cpuTime()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	midGoroutines, err := load(ctx, "http://"+ln.Addr().String()+"/ingest", requests, clients, lines, devices, out)
+	midGoroutines, err := load(ctx, "http://"+ln.Addr().String()+"/ingest", requests, clients, lines, devices, out, profile)
 	wall := time.Since(start)
-	pprof.StopCPUProfile()
+	if profile {
+		pprof.StopCPUProfile()
+	}
+	cpuPerReq := (cpuTime() - cpu0) / time.Duration(requests)
 	if err != nil {
 		return err
 	}
@@ -117,9 +134,11 @@ func run(impl string, requests, clients, lines, devices int, auditDelay time.Dur
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	for _, name := range []string{"heap", "mutex", "block"} {
-		if err := write(out, name); err != nil {
-			return err
+	if profile {
+		for _, name := range []string{"heap", "mutex", "block"} {
+			if err := write(out, name); err != nil {
+				return err
+			}
 		}
 	}
 	drops := dropped()
@@ -127,16 +146,19 @@ func run(impl string, requests, clients, lines, devices int, auditDelay time.Dur
 		return err
 	}
 	fmt.Printf("impl=%s requests=%d lines/request=%d clients=%d\n", impl, requests, lines, clients)
-	fmt.Printf("wall %.2fs, %.0f req/s, %.0f allocs/request\n", wall.Seconds(), float64(requests)/wall.Seconds(), perReq)
+	fmt.Printf("wall %.2fs, %.0f req/s, %.0f allocs/request, %v CPU/request (client and server)\n",
+		wall.Seconds(), float64(requests)/wall.Seconds(), perReq, cpuPerReq.Round(time.Microsecond))
 	fmt.Printf("goroutines at half-way: %d; audit records dropped: %d; heap in use after GC: %.1f MiB\n",
 		midGoroutines, drops, float64(ms.HeapAlloc)/(1<<20))
-	fmt.Printf("profiles in %s: cpu heap goroutine mutex block (.pprof)\n", out)
+	if profile {
+		fmt.Printf("profiles in %s: cpu heap goroutine mutex block (.pprof)\n", out)
+	}
 	return nil
 }
 
 // load sends the requests and returns the goroutine count half-way, when
 // it also writes the goroutine profile.
-func load(ctx context.Context, url string, requests, clients, lines, devices int, out string) (int, error) {
+func load(ctx context.Context, url string, requests, clients, lines, devices int, out string, profile bool) (int, error) {
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -158,6 +180,9 @@ func load(ctx context.Context, url string, requests, clients, lines, devices int
 				if n == requests/2 {
 					midOnce.Do(func() {
 						mid.Store(int64(runtime.NumGoroutine()))
+						if !profile {
+							return
+						}
 						if err := write(out, "goroutine"); err != nil {
 							errs <- err
 						}
