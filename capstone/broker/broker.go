@@ -28,6 +28,7 @@ import (
 	"floodgate/capstone/ops"
 	"floodgate/capstone/router"
 	"floodgate/capstone/session"
+	"floodgate/capstone/sink"
 	"floodgate/capstone/store"
 	mqtt "floodgate/ch03-networking/03-mqtt"
 )
@@ -54,6 +55,11 @@ type Config struct {
 	// loads what it holds. Default: memory only. The broker does not close
 	// it.
 	Store store.Store
+	// Sink, if set, gets a copy of every message whose topic it matches
+	// (a *sink.Pipeline: queue, chapter 4's breaker, file log or webhook).
+	// The caller runs and closes it. A refused record is counted
+	// ("sink_refused") and the message is still routed.
+	Sink Sink
 	// Metrics, if set, receives the broker's Prometheus figures (the ops
 	// package serves them). Default: none; Counts works either way.
 	Metrics *ops.Metrics
@@ -342,8 +348,23 @@ func (b *Broker) publishWill(id string, w *mqtt.Will) {
 	b.Route(m)
 }
 
-// Route implements session.Hub: each matching session gets its copy.
+// Sink is the part of *sink.Pipeline the broker uses.
+type Sink interface {
+	Match(topic string) bool
+	Submit(r sink.Record) error
+}
+
+// Route implements session.Hub: each matching session gets its copy, and the
+// sink its record when it matches.
 func (b *Broker) Route(m *router.Message) bool {
+	if s := b.cfg.Sink; s != nil && s.Match(m.Topic) {
+		err := s.Submit(sink.Record{Time: time.Now(), ClientID: m.From, Topic: m.Topic, QoS: byte(m.QoS),
+			Retain: m.Retain, Payload: m.Payload})
+		if err != nil {
+			b.Count("sink_refused")
+			b.log.Warn("sink refused a record", "topic", m.Topic, "err", err)
+		}
+	}
 	b.Count("messages_in")
 	b.Count("messages_in_" + ops.QoSLabel(byte(m.QoS)))
 	ds := b.router.Route(m, nil)

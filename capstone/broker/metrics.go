@@ -67,6 +67,8 @@ func (b *Broker) observe(name string) {
 		m.Drops.WithLabelValues(ops.DropExpired).Inc()
 	case name == "too_large_for_client":
 		m.Drops.WithLabelValues(ops.DropTooLarge).Inc()
+	case name == "sink_refused":
+		m.Drops.WithLabelValues(ops.DropSinkFull).Inc()
 	case name == "offline_queue_full":
 		m.Drops.WithLabelValues(ops.DropQueueFull).Inc()
 	}

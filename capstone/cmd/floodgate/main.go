@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"floodgate/capstone/listeners"
 	"floodgate/capstone/ops"
 	"floodgate/capstone/session"
+	"floodgate/capstone/sink"
 	"floodgate/capstone/store"
 	auth "floodgate/ch03-networking/07-auth"
 )
@@ -60,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		maxPacket  = fs.Int("max-packet", 0, "largest packet accepted, bytes (0: 1 MiB)")
 		maxQueued  = fs.Int("max-queued", 0, "outbound queue per client, packets (0: 1000)")
 		storeFile  = fs.String("store", "", "bbolt file that keeps sessions, subscriptions, retained and in-flight messages across restarts (default: memory only)")
+		sinkTopics = fs.String("sink-topics", "", "comma-separated topic filters whose messages go to the sink (default none: no sink)")
+		sinkFile   = fs.String("sink-file", "floodgate-sink.log", "the sink's append-only log file")
+		sinkHook   = fs.String("sink-webhook", "", "send sink batches to this URL instead of the file")
+		sinkSpool  = fs.String("sink-spool", "", "the sink's spool directory while it is down (default under $TMPDIR)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -103,8 +109,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer st.Close()
 		cfg.Store = st
 	}
+	var pipe *sink.Pipeline
+	if *sinkTopics != "" {
+		var out sink.Sink
+		var err error
+		if *sinkHook != "" {
+			out, err = sink.NewWebhook(sink.WebhookConfig{URL: *sinkHook})
+		} else {
+			out, err = sink.OpenFile(sink.FileConfig{Path: *sinkFile})
+		}
+		if err != nil {
+			return fmt.Errorf("-sink: %w", err)
+		}
+		pipe, err = sink.New(sink.Config{Filters: strings.Split(*sinkTopics, ","), SpoolDir: *sinkSpool,
+			Metrics: metrics, Logger: log}, out)
+		if err != nil {
+			out.Close()
+			return fmt.Errorf("-sink: %w", err)
+		}
+		cfg.Sink = pipe
+	}
 	b, err := broker.New(cfg)
 	if err != nil {
+		if pipe != nil {
+			pipe.Close()
+		}
 		return err
 	}
 	var opsSrv *ops.Server
@@ -133,6 +162,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
+	var pipeErr error
+	if pipe != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pipeErr = pipe.Run(ctx)
+		}()
+	}
 	err = b.Run(ctx, func(addrs map[string]net.Addr) {
 		for _, k := range []string{"tcp", "ws", "tls"} {
 			if a, ok := addrs[k]; ok {
@@ -145,6 +182,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	})
 	cancel()
 	wg.Wait()
+	if pipe != nil {
+		if cerr := pipe.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("sink: %w", cerr)
+		}
+		if err == nil && pipeErr != nil {
+			err = fmt.Errorf("sink: %w", pipeErr)
+		}
+	}
 	if err == nil && opsErr != nil && !errors.Is(opsErr, context.Canceled) {
 		err = opsErr
 	}
