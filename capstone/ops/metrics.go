@@ -60,7 +60,7 @@ const (
 //	breaker_state                    gauge    circuit breaker state, by breaker: 0 closed, 1 half-open, 2 open
 //	sink_queue_depth                 gauge    records in the sink pipeline's memory queue
 //	sink_spill_depth                 gauge    records waiting in the sink pipeline's disk spool
-//	sink_records_total               counter  sink records, by result (accepted, delivered, spilled, rejected)
+//	sink_records_total               counter  sink records, by result (accepted, delivered, spilled, rejected, dead_letter)
 //	memory_bytes_per_connection      gauge    Go runtime memory in use / connections_current (0 with no connection)
 //
 // plus the Go runtime and process collectors (go_*, process_*).
@@ -143,7 +143,7 @@ func NewMetrics() *Metrics {
 	f(m.BreakerState)
 	m.SinkQueueDepth = gauge("sink_queue_depth", "Records in the sink pipeline's memory queue.")
 	m.SinkSpillDepth = gauge("sink_spill_depth", "Records waiting in the sink pipeline's disk spool.")
-	m.SinkRecords = counterVec("sink_records_total", "Sink records, by result (accepted, delivered, spilled, rejected).", "result")
+	m.SinkRecords = counterVec("sink_records_total", "Sink records, by result (accepted, delivered, spilled, rejected, dead_letter).", "result")
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "memory_bytes_per_connection",
 		Help: "Go runtime memory in use divided by the open connections (0 with none)."},
 		func() float64 { return bytesPerConnection(m.connections()) }))

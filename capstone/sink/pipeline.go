@@ -56,6 +56,11 @@ type Config struct {
 	// memory until delivered, and are lost if the process dies (Close
 	// moves them to the spool, so a clean restart loses nothing).
 	WriteThrough bool
+	// DeadLetter is the file log that receives batches a sink refused for
+	// good (ErrPermanent), so they stop blocking the records behind them
+	// and are not lost. Default SpoolDir/dead-letter.log; read it with
+	// ReadFile.
+	DeadLetter string
 	// RetryInterval is how long the pipeline waits after a failed or
 	// refused delivery before it asks the breaker again. Default 1s.
 	RetryInterval time.Duration
@@ -76,6 +81,7 @@ type Stats struct {
 	Spilled    uint64 // written to the spool (by Submit or moved from memory)
 	Rejected   uint64 // Submit returned ErrFull
 	Failures   uint64 // deliveries that failed or that the breaker refused
+	DeadLetter uint64 // records moved to the dead-letter log
 	QueueDepth int    // records in memory now
 	SpoolDepth int    // records in the spool now
 	State      breaker.State
@@ -112,6 +118,8 @@ type Pipeline struct {
 	open    atomic.Bool   // the breaker is open; set by OnStateChange
 	running atomic.Bool
 
+	dead *FileLog // the dead-letter log, opened on first use; only the worker touches it
+
 	mu     sync.Mutex // guards every field below
 	mem    []Record   // the memory queue, oldest first
 	spool  *spool
@@ -147,6 +155,9 @@ func New(cfg Config, s Sink) (*Pipeline, error) {
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = filepath.Join(os.TempDir(), "floodgate-sink-spool")
 	}
+	if cfg.DeadLetter == "" {
+		cfg.DeadLetter = filepath.Join(cfg.SpoolDir, "dead-letter.log")
+	}
 	def(&cfg.SpoolMaxBytes, 256<<20)
 	def(&cfg.SegmentBytes, 4<<20)
 	if cfg.RetryInterval == 0 {
@@ -160,6 +171,9 @@ func New(cfg Config, s Sink) (*Pipeline, error) {
 	bc := cfg.Breaker
 	if bc.Name == "" {
 		bc.Name = "sink"
+	}
+	if bc.IsFailure == nil { // a batch refused for good says nothing about the sink's health
+		bc.IsFailure = func(err error) bool { return err != nil && !errors.Is(err, ErrPermanent) }
 	}
 	user := bc.OnStateChange
 	bc.OnStateChange = func(name string, from, to breaker.State) {
@@ -316,6 +330,14 @@ func (p *Pipeline) step(ctx context.Context) (delivered, failed bool, err error)
 	}
 
 	err = p.br.Execute(func() error { return p.sink.Write(ctx, batch) })
+	dead := false
+	if errors.Is(err, ErrPermanent) {
+		p.log.Error("sink refused a batch for good; moving it to the dead-letter log",
+			"records", len(batch), "file", p.cfg.DeadLetter, "err", err)
+		if err = p.deadLetter(ctx, batch); err == nil {
+			dead = true
+		}
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -327,8 +349,13 @@ func (p *Pipeline) step(ctx context.Context) (delivered, failed bool, err error)
 		} else {
 			p.mem = p.mem[len(batch):]
 		}
-		p.stats.Delivered += uint64(len(batch))
-		p.count("delivered", len(batch))
+		if dead {
+			p.stats.DeadLetter += uint64(len(batch))
+			p.count("dead_letter", len(batch))
+		} else {
+			p.stats.Delivered += uint64(len(batch))
+			p.count("delivered", len(batch))
+		}
 		p.gauges()
 		return true, false, nil
 	}
@@ -349,6 +376,18 @@ func (p *Pipeline) step(ctx context.Context) (delivered, failed bool, err error)
 	}
 	p.gauges()
 	return false, true, nil
+}
+
+// deadLetter appends batch to the dead-letter log, opening it on first use.
+func (p *Pipeline) deadLetter(ctx context.Context, batch []Record) error {
+	if p.dead == nil {
+		l, err := OpenFile(FileConfig{Path: p.cfg.DeadLetter})
+		if err != nil {
+			return err
+		}
+		p.dead = l
+	}
+	return p.dead.Write(ctx, batch)
 }
 
 // Stats returns the counters now.
@@ -378,6 +417,9 @@ func (p *Pipeline) Close() error {
 		p.mem = nil
 	}
 	err = errors.Join(err, p.spool.close())
+	if p.dead != nil {
+		err = errors.Join(err, p.dead.Close())
+	}
 	p.mu.Unlock()
 	return errors.Join(err, p.sink.Close())
 }

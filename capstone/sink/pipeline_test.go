@@ -9,6 +9,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -304,4 +306,68 @@ func TestSpoolDirLocked(t *testing.T) {
 	p, err = sink.New(sink.Config{SpoolDir: dir}, failingSink{})
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
+}
+
+// pickyWebhook answers 400 to any batch holding a record whose payload
+// starts with "bad", and takes the others.
+type pickyWebhook struct{ flakyWebhook }
+
+func (h *pickyWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var b sink.WebhookBatch
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	for _, rec := range b.Records {
+		if strings.HasPrefix(string(rec.Payload), "bad") {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+	}
+	h.mu.Lock()
+	h.accepted = append(h.accepted, b.Records...)
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+// TestPermanentRefusalGoesToDeadLetter: a batch the webhook refuses with
+// 400 moves to the dead-letter log, the records behind it flow on, and the
+// breaker stays closed.
+func TestPermanentRefusalGoesToDeadLetter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hook := &pickyWebhook{}
+		wh, err := sink.NewWebhook(sink.WebhookConfig{URL: "http://webhook.test/", Client: &http.Client{Transport: handlerTransport{hook}}})
+		require.NoError(t, err)
+		dir := t.TempDir()
+		m := ops.NewMetrics()
+		p, err := sink.New(sink.Config{SpoolDir: dir, BatchSize: 1, Metrics: m}, wh)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		payloads := []string{"a", "b", "bad one", "c", "bad two", "d"}
+		for _, pl := range payloads {
+			require.NoError(t, p.Submit(sink.Record{Topic: "t", Payload: []byte(pl)}))
+		}
+		synctest.Wait()
+		cancel()
+		require.NoError(t, <-done)
+		st := p.Stats()
+		require.NoError(t, p.Close())
+
+		var got []string
+		for _, r := range hook.received() {
+			got = append(got, string(r.Payload))
+		}
+		assert.Equal(t, []string{"a", "b", "c", "d"}, got)
+		dead, err := sink.ReadFile(filepath.Join(dir, "dead-letter.log"))
+		require.NoError(t, err)
+		require.Len(t, dead, 2)
+		assert.Equal(t, "bad one", string(dead[0].Payload))
+		assert.Equal(t, "bad two", string(dead[1].Payload))
+		assert.Equal(t, uint64(4), st.Delivered)
+		assert.Equal(t, uint64(2), st.DeadLetter)
+		assert.Equal(t, breaker.Closed, st.State)
+		assert.Equal(t, 2.0, testutil.ToFloat64(m.SinkRecords.WithLabelValues("dead_letter")))
+	})
 }

@@ -133,9 +133,17 @@ type WebhookConfig struct {
 // answers with a status that is not 2xx.
 var ErrRejected = errors.New("sink: webhook rejected the batch")
 
+// ErrPermanent is wrapped, by a Sink, into an error that sending the same
+// batch again cannot fix (for the webhook: a 4xx answer other than 408 and
+// 429). The pipeline moves such a batch to its dead-letter log instead of
+// retrying it forever, and the breaker does not count it as a failure.
+var ErrPermanent = errors.New("sink: batch refused for good")
+
 // Webhook is an HTTP sink: each Write POSTs one JSON document,
 // {"records":[{"time":...,"topic":...,"qos":...,"payload":"<base64>"},...]},
-// and a 2xx answer means every record in it is accepted. It is safe for
+// and a 2xx answer means every record in it is accepted. A 4xx answer
+// other than 408 and 429 is permanent (ErrPermanent); anything else is
+// retried. It is safe for
 // concurrent use.
 type Webhook struct {
 	url    string
@@ -181,6 +189,9 @@ func (w *Webhook) Write(ctx context.Context, recs []Record) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if c := resp.StatusCode; c >= 400 && c < 500 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests {
+			return fmt.Errorf("sink webhook POST: status %d: %w (%w)", c, ErrRejected, ErrPermanent)
+		}
 		return fmt.Errorf("sink webhook POST: status %d: %w", resp.StatusCode, ErrRejected)
 	}
 	return nil

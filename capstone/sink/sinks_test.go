@@ -83,6 +83,16 @@ func TestWebhookPOST(t *testing.T) {
 	err = wh.Write(ctx, recs(3, 4))
 	require.ErrorIs(t, err, sink.ErrRejected)
 	assert.Contains(t, err.Error(), "503")
+	assert.NotErrorIs(t, err, sink.ErrPermanent, "5xx is retried")
+	<-got
+	status.Store(http.StatusTooManyRequests)
+	err = wh.Write(ctx, recs(3, 4))
+	require.ErrorIs(t, err, sink.ErrRejected)
+	assert.NotErrorIs(t, err, sink.ErrPermanent, "429 is retried")
+	<-got
+	status.Store(http.StatusUnprocessableEntity)
+	err = wh.Write(ctx, recs(3, 4))
+	require.ErrorIs(t, err, sink.ErrPermanent, "4xx is for good")
 	<-got
 
 	_, err = sink.NewWebhook(sink.WebhookConfig{URL: "ftp://x"})
