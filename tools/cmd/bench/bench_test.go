@@ -16,19 +16,19 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func fake(broker string, s load.Scenario, run int, rssPerConn, throughput float64) record {
-	return record{Broker: broker, Scenario: s, Run: run, Result: &load.Result{Scenario: s,
+func fake(broker string, c string, run int, rssPerConn, throughput float64) record {
+	return record{Broker: broker, Case: c, Run: run, Result: &load.Result{
 		BrokerRSSAfter: 1, BrokerRSSPerConn: rssPerConn, Throughput: throughput}}
 }
 
 func TestSummary_MediansAndRatios(t *testing.T) {
 	recs := []record{
-		fake("a", load.Idle, 1, 1000, 0), fake("a", load.Idle, 2, 3000, 0), fake("a", load.Idle, 3, 1100, 0),
-		fake("b", load.Idle, 1, 2200, 0), fake("b", load.Idle, 2, 2200, 0),
-		fake("a", load.FanIn, 1, 0, 100), fake("b", load.FanIn, 1, 0, 250),
-		{Broker: "b", Scenario: load.FanIn, Run: 2, Error: "boom"},
+		fake("a", "idle", 1, 1000, 0), fake("a", "idle", 2, 3000, 0), fake("a", "idle", 3, 1100, 0),
+		fake("b", "idle", 1, 2200, 0), fake("b", "idle", 2, 2200, 0),
+		fake("a", "fanin/500", 1, 0, 100), fake("b", "fanin/500", 1, 0, 250),
+		{Broker: "b", Case: "fanin/500", Run: 2, Error: "boom"},
 	}
-	s := summarize(recs, []string{"a", "b"}, []load.Scenario{load.Idle, load.FanIn})
+	s := summarize(recs, []string{"a", "b"}, plan{scenarios: []load.Scenario{load.Idle, load.FanIn}}.cases())
 	s.Runs = 3
 	require.NotEmpty(t, s.Rows)
 	assert.Equal(t, 1100.0, s.Rows[0].Cells["a"].Median, "median of 1000, 3000, 1100")
@@ -36,8 +36,8 @@ func TestSummary_MediansAndRatios(t *testing.T) {
 	md := s.markdown()
 	assert.Contains(t, md, "| metric | a | b | b / a |")
 	assert.Contains(t, md, "| RSS per idle subscribed connection (lower is better) | 1,100 B | 2,200 B | 2.00× |")
-	assert.Contains(t, md, "| QoS0 fan-in, delivered (higher is better) | 100/s | 250/s | 2.50× |")
-	assert.Contains(t, md, "failed: b fanin run 2: boom")
+	assert.Contains(t, md, "| QoS0 fan-in, 500 in flight, delivered (higher is better) | 100/s | 250/s | 2.50× |")
+	assert.Contains(t, md, "failed: b fanin/500 run 2: boom")
 	png := filepath.Join(t.TempDir(), "bench.png")
 	require.NoError(t, s.chart(png))
 	b, err := os.ReadFile(png)
@@ -52,13 +52,23 @@ func TestMedian(t *testing.T) {
 	assert.Equal(t, "999", group(999))
 }
 
+func TestPlan_FanInRunsAtTwoWindows(t *testing.T) {
+	cs := plan{scenarios: load.Scenarios}.cases()
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Name)
+	}
+	assert.Equal(t, []string{"idle", "fanin/500", "fanin/4000", "fanout", "latency", "storm"}, names)
+	assert.Equal(t, 4000, cs[2].Config.InFlight)
+}
+
 func TestPlan_EveryScenarioFitsTheLimits(t *testing.T) {
 	for _, quick := range []bool{false, true} {
 		p := plan{quick: quick}
 		for _, s := range load.Scenarios {
 			c := p.config(s)
 			assert.Equal(t, s, c.Scenario)
-			assert.LessOrEqual(t, c.Conns, 15_000, "one process may open 20,000 files here")
+			assert.LessOrEqual(t, c.Conns, 19_000, "a broker may open 20,000 files here")
 			assert.LessOrEqual(t, c.Duration, load.MaxDuration)
 		}
 	}

@@ -70,11 +70,7 @@ func repoRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(w), nil
 }
 
-func goBuild(ctx context.Context, out string, args ...string) error {
-	root, err := repoRoot(ctx)
-	if err != nil {
-		return err
-	}
+func goBuild(ctx context.Context, root, out string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", out}, args...)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -84,8 +80,12 @@ func goBuild(ctx context.Context, out string, args ...string) error {
 }
 
 func prepareMochi(ctx context.Context, bin string, _ []string) (*brokerKind, error) {
+	root, err := repoRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	exe := filepath.Join(bin, "mochi")
-	if err := goBuild(ctx, exe, "floodgate/tools/cmd/mochi"); err != nil {
+	if err := goBuild(ctx, root, exe, "floodgate/tools/cmd/mochi"); err != nil {
 		return nil, err
 	}
 	return &brokerKind{name: "mochi", argv: func(_ string, port int) ([]string, error) {
@@ -93,20 +93,31 @@ func prepareMochi(ctx context.Context, bin string, _ []string) (*brokerKind, err
 	}}, nil
 }
 
+// floodgateRoot, if set (-floodgate-root), is the workspace Floodgate is
+// built from instead of the current one: for example a `git archive` of a
+// commit whose capstone builds while the working tree is being edited.
+var floodgateRoot string
+
 func prepareFloodgate(ctx context.Context, bin string, extra []string) (*brokerKind, error) {
-	root, err := repoRoot(ctx)
-	if err != nil {
-		return nil, err
+	root := floodgateRoot
+	if root == "" {
+		r, err := repoRoot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		root = r
 	}
 	if m, _ := filepath.Glob(filepath.Join(root, "capstone", "cmd", "floodgate", "*.go")); len(m) == 0 {
 		return nil, errors.New("capstone/cmd/floodgate does not exist yet")
 	}
 	exe := filepath.Join(bin, "floodgate")
-	if err := goBuild(ctx, exe, "-tags", "floodgate.solution", "floodgate/capstone/cmd/floodgate"); err != nil {
+	if err := goBuild(ctx, root, exe, "-tags", "floodgate.solution", "floodgate/capstone/cmd/floodgate"); err != nil {
 		return nil, err
 	}
+	// MQTT over TCP only, warnings and errors only (as the mosquitto
+	// config): the WebSocket and ops listeners have fixed default ports.
 	return &brokerKind{name: "floodgate", argv: func(_ string, port int) ([]string, error) {
-		return append([]string{exe, "-addr", fmt.Sprintf("127.0.0.1:%d", port)}, extra...), nil
+		return append([]string{exe, "-tcp", fmt.Sprintf("127.0.0.1:%d", port), "-ws", "off", "-ops", "off", "-log-level", "warn"}, extra...), nil
 	}}, nil
 }
 

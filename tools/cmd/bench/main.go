@@ -17,8 +17,10 @@
 //     anonymous access and set_tcp_nodelay true (the Go brokers' sockets
 //     are TCP_NODELAY by default).
 //   - mochi: tools/cmd/mochi (mochi-mqtt v2.7.9, default options).
-//   - floodgate: capstone/cmd/floodgate built with -tags floodgate.solution,
-//     if it exists and builds; otherwise it is reported absent.
+//   - floodgate: capstone/cmd/floodgate built with -tags floodgate.solution
+//     (what `make capstone` runs), if it exists and builds; otherwise it is
+//     reported absent. It serves MQTT over TCP only (-ws off -ops off) and
+//     logs warnings and errors only (-log-level warn).
 //
 // Brokers are built into a temporary directory first, so that the PID the
 // load generator reads RSS from is the broker's own (not `go run`'s).
@@ -51,8 +53,9 @@ func main() {
 	scenarios := flag.String("scenarios", "idle,fanin,fanout,latency,storm", "scenarios to run")
 	out := flag.String("out", "", "output directory (default: $TMPDIR/floodgate-bench-TIME)")
 	timeout := flag.Duration("timeout", 0, "bound on the whole run (0: 14m, 4m with -quick)")
-	idle := flag.Int("idle", 0, "idle connections (0: 15000, 2000 with -quick)")
-	fgFlags := flag.String("floodgate-flags", "", "extra flags for the floodgate binary, after -addr")
+	idle := flag.Int("idle", 0, "idle connections (0: 19000, 2000 with -quick)")
+	fgFlags := flag.String("floodgate-flags", "", "extra flags for the floodgate binary")
+	flag.StringVar(&floodgateRoot, "floodgate-root", "", "workspace to build Floodgate from (default: this one)")
 	verbose := flag.Bool("v", false, "show the load generator's live progress")
 	flag.Parse()
 
@@ -118,9 +121,39 @@ type plan struct {
 	verbose        bool
 }
 
+// benchCase is one load: a scenario with its settings. Fan-in runs twice,
+// with 500 and with 4,000 messages in flight: brokers bound their queues
+// differently (Floodgate drops a subscriber whose queue of 1,000 packets
+// overflows, mochi drops messages past 8,192 pending writes, mosquitto
+// queues QoS 0 without a bound), and a window that suits one starves or
+// floods another. Both figures are shown.
+type benchCase struct {
+	Name   string      `json:"name"`
+	Config load.Config `json:"config"`
+}
+
+// cases returns the loads to run, in order.
+func (p plan) cases() []benchCase {
+	var cs []benchCase
+	for _, s := range p.scenarios {
+		c := p.config(s)
+		if s != load.FanIn {
+			cs = append(cs, benchCase{string(s), c})
+			continue
+		}
+		for _, w := range []int{500, 4000} {
+			c.InFlight = w
+			cs = append(cs, benchCase{fmt.Sprintf("fanin/%d", w), c})
+		}
+	}
+	return cs
+}
+
 // config returns the load for scenario s.
 func (p plan) config(s load.Scenario) load.Config {
-	c := load.Config{Scenario: s, Loops: 2, RampTimeout: 60 * time.Second}
+	// Private fd tables: the load generator's sockets do not count against
+	// this process's RLIMIT_NOFILE (20,000 here), only the broker's do.
+	c := load.Config{Scenario: s, Loops: 2, PrivateFDs: true, RampTimeout: 60 * time.Second}
 	full := !p.quick
 	pick := func(a, b int) int {
 		if full {
@@ -131,7 +164,7 @@ func (p plan) config(s load.Scenario) load.Config {
 	dur := time.Duration(pick(5, 1)) * time.Second
 	switch s {
 	case load.Idle:
-		c.Conns = pick(15_000, 2_000)
+		c.Conns = pick(19_000, 2_000) // the broker holds 19,000 of its 20,000 files
 		if p.idle > 0 {
 			c.Conns = p.idle
 		}
@@ -150,11 +183,11 @@ func (p plan) config(s load.Scenario) load.Config {
 
 // record is one run's outcome.
 type record struct {
-	Broker   string        `json:"broker"`
-	Scenario load.Scenario `json:"scenario"`
-	Run      int           `json:"run"`
-	Result   *load.Result  `json:"result,omitempty"`
-	Error    string        `json:"error,omitempty"`
+	Broker string       `json:"broker"`
+	Case   string       `json:"case"`
+	Run    int          `json:"run"`
+	Result *load.Result `json:"result,omitempty"`
+	Error  string       `json:"error,omitempty"`
 }
 
 func (p plan) run(ctx context.Context, stdout, stderr io.Writer) error {
@@ -185,29 +218,28 @@ func (p plan) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return errors.New("no broker to run")
 	}
 	var recs []record
-	for _, s := range p.scenarios {
+	cases := p.cases()
+	for _, bc := range cases {
 		for _, name := range present {
 			for i := 1; i <= p.runs; i++ {
 				if ctx.Err() != nil {
 					fmt.Fprintf(stderr, "bench: stopped (%v): the table shows the runs done so far\n", context.Cause(ctx))
 					goto done
 				}
-				rec := p.one(ctx, kinds[name], s, i, stderr)
+				rec := p.one(ctx, kinds[name], bc, i, stderr)
 				recs = append(recs, rec)
-				fmt.Fprintf(stderr, "%-9s %-8s run %d/%d  %s\n", name, s, i, p.runs, headline(rec))
+				fmt.Fprintf(stderr, "%-9s %-10s run %d/%d  %s\n", name, bc.Name, i, p.runs, headline(rec))
 			}
 		}
 	}
 done:
-	sum := summarize(recs, present, p.scenarios)
+	sum := summarize(recs, present, cases)
 	sum.Absent = absent
 	sum.Date = start.UTC()
 	sum.Seconds = time.Since(start).Seconds()
 	sum.Runs = p.runs
 	sum.Quick = p.quick
-	for _, s := range p.scenarios {
-		sum.Params = append(sum.Params, p.config(s))
-	}
+	sum.Cases = cases
 	md := sum.markdown()
 	fmt.Fprint(stdout, md)
 	if err := os.WriteFile(filepath.Join(p.out, "bench.md"), []byte(md), 0o644); err != nil {
@@ -231,9 +263,9 @@ done:
 }
 
 // one starts a fresh broker, runs one scenario against it, and stops it.
-func (p plan) one(ctx context.Context, k *brokerKind, s load.Scenario, i int, stderr io.Writer) record {
-	rec := record{Broker: k.name, Scenario: s, Run: i}
-	dir := filepath.Join(p.out, fmt.Sprintf("%s-%s-%d", k.name, s, i))
+func (p plan) one(ctx context.Context, k *brokerKind, bc benchCase, i int, stderr io.Writer) record {
+	rec := record{Broker: k.name, Case: bc.Name, Run: i}
+	dir := filepath.Join(p.out, fmt.Sprintf("%s-%s-%d", k.name, strings.ReplaceAll(bc.Name, "/", "-"), i))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		rec.Error = err.Error()
 		return rec
@@ -243,7 +275,7 @@ func (p plan) one(ctx context.Context, k *brokerKind, s load.Scenario, i int, st
 		rec.Error = err.Error()
 		return rec
 	}
-	c := p.config(s)
+	c := bc.Config
 	c.Target, c.BrokerPID, c.Broker = b.addr, b.pid(), k.name
 	if p.verbose {
 		c.Progress = stderr
@@ -268,12 +300,15 @@ func headline(r record) string {
 	var parts []string
 	if r.Result != nil {
 		for _, m := range metrics {
-			if m.scenario == r.Result.Scenario {
+			if m.caseName == r.Case {
 				if v, ok := m.value(r.Result); ok {
 					parts = append(parts, fmt.Sprintf("%s %s", m.name, m.format(v)))
 				}
 			}
 		}
+	}
+	if r.Result != nil && r.Result.Failed+r.Result.Lost > 0 {
+		parts = append(parts, fmt.Sprintf("%d connections failed, %d lost", r.Result.Failed, r.Result.Lost))
 	}
 	if r.Error != "" {
 		parts = append(parts, "ERROR: "+r.Error)

@@ -17,7 +17,7 @@ import (
 
 // metric is one row of the table.
 type metric struct {
-	scenario load.Scenario
+	caseName string
 	name     string
 	lower    bool // lower is better
 	unit     string
@@ -70,17 +70,19 @@ func nonzero(f func(*load.Result) float64) func(*load.Result) (float64, bool) {
 
 // metrics are the table's rows, in order.
 var metrics = []metric{
-	{load.Idle, "RSS per idle subscribed connection", true, "B", func(r *load.Result) (float64, bool) {
+	{"idle", "RSS per idle subscribed connection", true, "B", func(r *load.Result) (float64, bool) {
 		return r.BrokerRSSPerConn, r.BrokerRSSAfter != 0
 	}},
-	{load.FanIn, "QoS0 fan-in, delivered", false, "msg", nonzero(func(r *load.Result) float64 { return r.Throughput })},
-	{load.FanIn, "fan-in loss", true, "%", func(r *load.Result) (float64, bool) { return 100 * r.Loss(), r.Expected > 0 }},
-	{load.FanOut, "QoS0 fan-out, delivered", false, "msg", nonzero(func(r *load.Result) float64 { return r.Throughput })},
-	{load.FanOut, "fan-out p99 latency", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P99US })},
-	{load.Latency, "latency p50", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P50US })},
-	{load.Latency, "latency p99", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P99US })},
-	{load.Latency, "latency p99.9", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P999US })},
-	{load.Storm, "connect+subscribe rate", false, "conn", nonzero(func(r *load.Result) float64 { return r.ConnectRate })},
+	{"fanin/500", "QoS0 fan-in, 500 in flight, delivered", false, "msg", nonzero(func(r *load.Result) float64 { return r.Throughput })},
+	{"fanin/500", "fan-in loss, 500 in flight", true, "%", func(r *load.Result) (float64, bool) { return 100 * r.Loss(), r.Expected > 0 }},
+	{"fanin/4000", "QoS0 fan-in, 4,000 in flight, delivered", false, "msg", nonzero(func(r *load.Result) float64 { return r.Throughput })},
+	{"fanin/4000", "fan-in loss, 4,000 in flight", true, "%", func(r *load.Result) (float64, bool) { return 100 * r.Loss(), r.Expected > 0 }},
+	{"fanout", "QoS0 fan-out, delivered", false, "msg", nonzero(func(r *load.Result) float64 { return r.Throughput })},
+	{"fanout", "fan-out p99 latency", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P99US })},
+	{"latency", "latency p50", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P50US })},
+	{"latency", "latency p99", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P99US })},
+	{"latency", "latency p99.9", true, "µs", lat(func(l *load.Percentiles) float64 { return l.P999US })},
+	{"storm", "connect+subscribe rate", false, "conn", nonzero(func(r *load.Result) float64 { return r.ConnectRate })},
 }
 
 // cell is the median of one metric for one broker.
@@ -106,7 +108,7 @@ type summary struct {
 	Absent  map[string]string `json:"absent,omitempty"`
 	Rows    []*row            `json:"rows"`
 	Failed  []string          `json:"failed,omitempty"`
-	Params  []load.Config     `json:"params"`
+	Cases   []benchCase       `json:"cases"`
 }
 
 func median(v []float64) float64 {
@@ -119,15 +121,15 @@ func median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-func summarize(recs []record, brokers []string, scenarios []load.Scenario) *summary {
+func summarize(recs []record, brokers []string, cases []benchCase) *summary {
 	sum := &summary{Brokers: brokers}
 	for _, m := range metrics {
-		if !slices.Contains(scenarios, m.scenario) {
+		if !slices.ContainsFunc(cases, func(c benchCase) bool { return c.Name == m.caseName }) {
 			continue
 		}
 		rw := &row{Metric: m.name, Lower: m.lower, Cells: map[string]*cell{}, m: m}
 		for _, rec := range recs {
-			if rec.Scenario != m.scenario || rec.Result == nil || rec.Error != "" {
+			if rec.Case != m.caseName || rec.Result == nil || rec.Error != "" {
 				continue
 			}
 			if v, ok := m.value(rec.Result); ok {
@@ -146,7 +148,9 @@ func summarize(recs []record, brokers []string, scenarios []load.Scenario) *summ
 	}
 	for _, rec := range recs {
 		if rec.Error != "" {
-			sum.Failed = append(sum.Failed, fmt.Sprintf("%s %s run %d: %s", rec.Broker, rec.Scenario, rec.Run, rec.Error))
+			sum.Failed = append(sum.Failed, fmt.Sprintf("%s %s run %d: %s", rec.Broker, rec.Case, rec.Run, rec.Error))
+		} else if r := rec.Result; r != nil && r.Failed+r.Lost > 0 {
+			sum.Failed = append(sum.Failed, fmt.Sprintf("%s %s run %d: %d connections failed, %d lost (counted in the medians)", rec.Broker, rec.Case, rec.Run, r.Failed, r.Lost))
 		}
 	}
 	return sum
@@ -238,6 +242,7 @@ func (s *summary) chart(path string) error {
 		}
 	}
 	w := vg.Points(12)
+	lo, hi := 0.0, 0.0
 	for i, br := range s.Brokers {
 		vals := make(plotter.Values, len(rows))
 		for j, r := range rows {
@@ -250,6 +255,7 @@ func (s *summary) chart(path string) error {
 				ratio = 1 / ratio
 			}
 			vals[j] = math.Log2(ratio)
+			lo, hi = min(lo, vals[j]), max(hi, vals[j])
 		}
 		bars, err := plotter.NewBarChart(vals, w)
 		if err != nil {
@@ -262,6 +268,8 @@ func (s *summary) chart(path string) error {
 		p.Legend.Add(br, bars)
 	}
 	p.Add(plotter.NewGrid())
+	// Room above the bars for the legend.
+	p.Y.Min, p.Y.Max = math.Floor(lo)-0.25, math.Ceil(hi)+1.5
 	p.Legend.Top = true
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = math.Pi / 6
@@ -271,6 +279,7 @@ func (s *summary) chart(path string) error {
 
 func shortName(s string) string {
 	r := strings.NewReplacer("RSS per idle subscribed connection", "RSS/conn", "QoS0 ", "", ", delivered", "",
+		", 500 in flight", "/500", ", 4,000 in flight", "/4000",
 		"connect+subscribe rate", "connects/s", " latency", "", "latency ", "")
 	return r.Replace(s)
 }

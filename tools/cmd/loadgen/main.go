@@ -45,7 +45,7 @@ func main() {
 	flag.Int64Var(&c.Messages, "messages", 0, "cap on messages published (0: 10,000,000)")
 	flag.IntVar(&c.Payload, "payload", 0, "payload bytes, at least 8 (0: 64)")
 	flag.IntVar(&c.Window, "window", 0, "connects in flight (0: 100; keep it at or below the broker's listen backlog)")
-	flag.IntVar(&c.InFlight, "inflight", 0, "fanin at full speed: messages sent and not yet delivered, at most (0: 5000)")
+	flag.IntVar(&c.InFlight, "inflight", 0, "fanin at full speed: messages sent and not yet delivered, at most (0: 500)")
 	flag.IntVar(&c.Loops, "loops", 0, "event loops (0: GOMAXPROCS, at most 8)")
 	flag.UintVar(&keepalive, "keepalive", 0, "MQTT keepalive in seconds (0: 300)")
 	flag.BoolVar(&c.PrivateFDs, "private-fds", false, "each event loop gets its own fd table (unshare(CLONE_FILES)): RLIMIT_NOFILE then caps each loop, not the process")

@@ -71,7 +71,7 @@ type Config struct {
 	// FanOut, 20,000 for Latency, 0 (as fast as possible) for FanIn.
 	Rate float64
 	// InFlight caps the messages that FanIn's publishers, when Rate is 0,
-	// may have sent and not yet seen delivered (default 5,000): the
+	// may have sent and not yet seen delivered (default 500): the
 	// publishers go as fast as the broker delivers, without flooding it.
 	InFlight int
 	// Duration is how long publishers publish (default 5s).
@@ -141,7 +141,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.SourceCount, max(4, c.Conns/10_000+1))
 	def(&c.Payload, 64)
 	def(&c.Window, 100)
-	def(&c.InFlight, 5000)
+	def(&c.InFlight, 500)
 	def(&c.Loops, min(runtime.GOMAXPROCS(0), 8))
 	def(&c.Protocol, 4)
 	if c.Rate == 0 {

@@ -401,8 +401,10 @@ func (r *runner) collect() {
 		res.Expected = r.expected()
 		res.PublishSeconds = (r.t1 - r.t0).Seconds()
 		res.SendRate = float64(res.Sent) / res.PublishSeconds
-		if res.Received > 0 && lastRx > r.t0 {
-			res.DeliverySeconds = (lastRx - r.t0).Seconds()
+		// Over the publishing time at least: a subscriber that the
+		// broker dropped early does not make a short, fast window.
+		res.DeliverySeconds = max(lastRx-r.t0, r.t1-r.t0).Seconds()
+		if res.DeliverySeconds > 0 {
 			res.Throughput = float64(res.Received) / res.DeliverySeconds
 		}
 	}
