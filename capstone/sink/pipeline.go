@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -215,7 +216,8 @@ func (p *Pipeline) Match(topic string) bool {
 // Submit hands r to the pipeline without waiting for the sink. nil means
 // the record is accepted: it will reach the sink, in order, at least once,
 // across a clean restart; across a crash of the process too when it is in
-// the spool (always with WriteThrough). It returns ErrFull when the memory queue
+// the spool (always with WriteThrough). Submit copies r.Payload (or
+// writes it to the spool) before it returns, so the caller may reuse it. It returns ErrFull when the memory queue
 // and the spool are both full, ErrClosed after Close, or the spool's I/O
 // error; the record is then not accepted.
 func (p *Pipeline) Submit(r Record) error {
@@ -226,6 +228,7 @@ func (p *Pipeline) Submit(r Record) error {
 	}
 	var err error
 	if !p.cfg.WriteThrough && p.spool.records == 0 && !p.open.Load() && len(p.mem) < p.cfg.QueueSize {
+		r.Payload = bytes.Clone(r.Payload) // the caller may reuse its buffer
 		p.mem = append(p.mem, r)
 	} else if err = p.spool.append([]Record{r}); err == nil {
 		p.stats.Spilled++
