@@ -177,6 +177,7 @@ func (r *Result) Chart(path string) error {
 			return fmt.Errorf("load: chart: %w", err)
 		}
 		p.Add(line, plotter.NewGrid())
+		p.Y.Min = 0
 	}
 	if err := p.Save(16*vg.Centimeter, 9*vg.Centimeter, path); err != nil {
 		return fmt.Errorf("load: chart: %w", err)
