@@ -140,7 +140,7 @@ func (b *Broker) restore(rec store.Session, now time.Time) error {
 			m := fromStore(f.Message, "")
 			pub := &mqtt.Publish{QoS: m.QoS, Retain: m.Retain, Topic: []byte(m.Topic), Payload: m.Payload,
 				PacketID: f.PacketID, Properties: m.Props}
-			out = append(out, session.Flight{Publish: pub, Released: f.State == store.AwaitingComp})
+			out = append(out, session.Flight{Publish: pub, Released: f.State == store.AwaitingComp, Expires: m.Expires})
 		case store.Inbound:
 			in = append(in, f.PacketID)
 		}

@@ -64,10 +64,12 @@ func (s *State) SetPersister(p Persister) {
 	s.persist = p
 }
 
-// Flight is an in-flight outbound message, as a store gives it back.
+// Flight is an outbound QoS 1/2 message a store kept: sent and not yet
+// acknowledged, or queued.
 type Flight struct {
 	Publish  *mqtt.Publish // with its packet id
 	Released bool          // PUBREC came: resend PUBREL, not PUBLISH
+	Expires  time.Time     // the message's expiry; zero: none
 }
 
 // Restore gives a new, unshared State what a store kept: its
@@ -80,8 +82,19 @@ func (s *State) Restore(subs []router.Sub, flights []Flight, inQoS2 []uint16) {
 		s.subs[sub.Filter] = sub
 	}
 	for _, f := range flights {
-		s.inflight = append(s.inflight, &flight{id: f.Publish.PacketID, pub: f.Publish, rel: f.Released})
-		s.nextID = max(s.nextID, f.Publish.PacketID)
+		pub := f.Publish
+		s.nextID = max(s.nextID, pub.PacketID)
+		if f.Released {
+			s.inflight = append(s.inflight, &flight{id: pub.PacketID, pub: pub, rel: true})
+			continue
+		}
+		// Sent or only queued, nobody knows: resend it with DUP, within
+		// the window of the client that comes back.
+		m := &router.Message{Topic: string(pub.Topic), Payload: pub.Payload, QoS: pub.QoS, Retain: pub.Retain,
+			Props: pub.Properties, Expires: f.Expires}
+		m.Props.SubscriptionIDs = nil
+		s.pending = append(s.pending, pendingMsg{m: m, qos: pub.QoS, retained: pub.Retain,
+			subIDs: pub.Properties.SubscriptionIDs, id: pub.PacketID, dup: true})
 	}
 	for _, id := range inQoS2 {
 		s.inQoS2[id] = struct{}{}
@@ -99,6 +112,8 @@ type pendingMsg struct {
 	qos      mqtt.QoS
 	retained bool // the retain flag to send
 	subIDs   []uint32
+	id       uint16 // packet id given when it was queued (and persisted); 0: none yet
+	dup      bool   // restored from a store: it may have been sent before
 }
 
 // NewState returns an empty session for client id. maxQueue bounds the
@@ -142,26 +157,33 @@ func (s *State) Inflight() (inflight, pending int) {
 func (s *State) Deliver(m *router.Message, qos mqtt.QoS, retained bool, subIDs []uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.deliverLocked(pendingMsg{m, qos, retained, subIDs}, time.Now())
+	s.deliverLocked(pendingMsg{m: m, qos: qos, retained: retained, subIDs: subIDs}, time.Now())
 }
 
 func (s *State) deliverLocked(p pendingMsg, now time.Time) {
 	c := s.conn
-	if c == nil {
-		if p.qos == mqtt.AtMostOnce {
-			return
-		}
+	if p.qos == mqtt.AtMostOnce && c == nil {
+		return
+	}
+	if p.qos > mqtt.AtMostOnce && (c == nil || len(s.inflight) >= c.window) {
 		if len(s.pending) >= s.maxQueue {
+			if c != nil {
+				c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
+				return
+			}
+			s.forget(s.pending[0])
 			s.pending = s.pending[1:]
 			s.counter("offline_queue_full")
 		}
-		s.pending = append(s.pending, p)
-		return
-	}
-	if p.qos > mqtt.AtMostOnce && len(s.inflight) >= c.window {
-		if len(s.pending) >= s.maxQueue {
-			c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
-			return
+		if p.id == 0 {
+			// Queued QoS 1/2 messages are persisted too, with the packet
+			// id they will be sent with, so an acknowledged publication
+			// survives a crash even when its subscriber is away.
+			p.id = s.newID()
+			pub := &mqtt.Publish{QoS: p.qos, Retain: p.retained, Topic: []byte(p.m.Topic), Payload: p.m.Payload,
+				PacketID: p.id, Properties: p.m.Props}
+			pub.Properties.SubscriptionIDs = p.subIDs
+			s.persist.OutboundSent(s.ID, pub, p.m.Expires)
 		}
 		s.pending = append(s.pending, p)
 		return
@@ -169,6 +191,7 @@ func (s *State) deliverLocked(p pendingMsg, now time.Time) {
 	// [MQTT-3.3.2-5] a message whose expiry has passed before onward
 	// delivery started is not sent.
 	if p.m.Expired(now) {
+		s.forget(p)
 		s.counter("expired")
 		return
 	}
@@ -176,19 +199,31 @@ func (s *State) deliverLocked(p pendingMsg, now time.Time) {
 	if !c.fits(pub) {
 		// [MQTT-3.1.2-25] never send a packet larger than the client's
 		// Maximum Packet Size: discard it as if it had been delivered.
+		s.forget(p)
 		s.counter("too_large_for_client")
 		return
 	}
 	if p.qos > mqtt.AtMostOnce {
-		pub.PacketID = s.newID()
+		if p.id != 0 {
+			pub.PacketID, pub.Dup = p.id, p.dup // [MQTT-3.3.1-1]
+		} else {
+			pub.PacketID = s.newID()
+			s.persist.OutboundSent(s.ID, pub, p.m.Expires)
+		}
 		s.inflight = append(s.inflight, &flight{id: pub.PacketID, pub: pub})
-		s.persist.OutboundSent(s.ID, pub, p.m.Expires)
 	}
 	c.send(pub)
 }
 
-// newID returns a packet identifier not used by any message in flight
-// [MQTT-2.2.1-3]. s.mu is held.
+// forget drops a queued message's stored copy. s.mu is held.
+func (s *State) forget(p pendingMsg) {
+	if p.id != 0 {
+		s.persist.OutboundDone(s.ID, p.id)
+	}
+}
+
+// newID returns a packet identifier not used by any message in flight or
+// queued [MQTT-2.2.1-3]. s.mu is held.
 func (s *State) newID() uint16 {
 	for {
 		s.nextID++
@@ -197,10 +232,10 @@ func (s *State) newID() uint16 {
 		}
 		used := false
 		for _, f := range s.inflight {
-			if f.id == s.nextID {
-				used = true
-				break
-			}
+			used = used || f.id == s.nextID
+		}
+		for _, p := range s.pending {
+			used = used || p.id == s.nextID
 		}
 		if !used {
 			return s.nextID
