@@ -176,6 +176,14 @@ func (b *Broker) Counts() map[string]uint64 {
 // Router implements session.Hub.
 func (b *Broker) Router() *router.Router { return b.router }
 
+// online reports whether client's session has a connection.
+func (b *Broker) online(client string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.sessions[client]
+	return e != nil && e.owner != nil
+}
+
 // Sessions returns how many sessions the broker holds, online or not.
 func (b *Broker) Sessions() int {
 	b.mu.Lock()
@@ -367,7 +375,7 @@ func (b *Broker) Route(m *router.Message) bool {
 	}
 	b.Count("messages_in")
 	b.Count("messages_in_" + ops.QoSLabel(byte(m.QoS)))
-	ds := b.router.Route(m, nil)
+	ds := b.router.Route(m, nil, b.online)
 	if len(ds) == 0 {
 		b.Count("no_subscriber")
 	}

@@ -97,8 +97,10 @@ func (r *Router) Len() int { return r.trie.Len() }
 // Route appends to dst the deliveries of m and returns the extended slice.
 // No Local subscriptions skip the publisher [MQTT-3.8.3-3]; each $share
 // group gets the message once, by one member chosen in turn (MQTT 5.0
-// section 4.8.2); a client's overlapping subscriptions become one delivery.
-func (r *Router) Route(m *Message, dst []Delivery) []Delivery {
+// section 4.8.2), skipping members for which online, if not nil, reports
+// false unless none is online; a client's overlapping subscriptions become
+// one delivery. online is called with none of the router's locks held.
+func (r *Router) Route(m *Message, dst []Delivery, online func(client string) bool) []Delivery {
 	entries := r.trie.Match(m.Topic, nil)
 	start := len(dst)
 	add := func(client string, s Sub) {
@@ -141,6 +143,14 @@ func (r *Router) Route(m *Message, dst []Delivery) []Delivery {
 		r.next[k] = n + 1
 		r.shareMu.Unlock()
 		e := members[n%uint64(len(members))]
+		if online != nil {
+			for i := range len(members) {
+				if c := members[(n+uint64(i))%uint64(len(members))]; online(c.Key) {
+					e = c
+					break
+				}
+			}
+		}
 		add(e.Key, e.Value)
 	}
 	return dst

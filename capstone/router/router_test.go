@@ -22,7 +22,7 @@ func TestRoute_MergesOverlappingSubscriptions(t *testing.T) {
 	require.NoError(t, err)
 	_, err = r.Subscribe("c", Sub{Filter: "a/#", QoS: 2, ID: 2})
 	require.NoError(t, err)
-	ds := r.Route(&Message{Topic: "a/b", QoS: 1}, nil)
+	ds := r.Route(&Message{Topic: "a/b", QoS: 1}, nil, nil)
 	require.Len(t, ds, 1)
 	assert.Equal(t, mqtt.QoS(1), ds[0].QoS, "min(message, best subscription)")
 	assert.ElementsMatch(t, []uint32{1, 2}, ds[0].SubIDs)
@@ -33,7 +33,7 @@ func TestRoute_NoLocal(t *testing.T) {
 	r := New()
 	_, _ = r.Subscribe("me", Sub{Filter: "t", NoLocal: true})
 	_, _ = r.Subscribe("you", Sub{Filter: "t", NoLocal: true})
-	ds := r.Route(&Message{Topic: "t", From: "me"}, nil)
+	ds := r.Route(&Message{Topic: "t", From: "me"}, nil, nil)
 	require.Len(t, ds, 1)
 	assert.Equal(t, "you", ds[0].Client)
 }
@@ -47,11 +47,27 @@ func TestRoute_ShareGroupTakesTurns(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for range 6 {
-		ds := r.Route(&Message{Topic: "t"}, nil)
+		ds := r.Route(&Message{Topic: "t"}, nil, nil)
 		require.Len(t, ds, 1)
 		seen[ds[0].Client]++
 	}
 	assert.Equal(t, map[string]int{"a": 2, "b": 2, "c": 2}, seen)
+
+	clear(seen)
+	online := func(c string) bool { return c != "b" }
+	for range 6 {
+		ds := r.Route(&Message{Topic: "t"}, nil, online)
+		require.Len(t, ds, 1)
+		seen[ds[0].Client]++
+	}
+	assert.Zero(t, seen["b"], "an offline member is skipped")
+	assert.Equal(t, 6, seen["a"]+seen["c"])
+
+	clear(seen)
+	for range 3 {
+		ds := r.Route(&Message{Topic: "t"}, nil, func(string) bool { return false })
+		require.Len(t, ds, 1, "with no member online, one still gets it")
+	}
 }
 
 // [MQTT-3.3.2-5] An expired retained message is not sent; [MQTT-3.3.1-10]
