@@ -60,6 +60,9 @@ type Config struct {
 	// The caller runs and closes it. A refused record is counted
 	// ("sink_refused") and the message is still routed.
 	Sink Sink
+	// SysInterval is how often Run publishes the $SYS/broker/ topics.
+	// Default DefaultSysInterval; negative turns them off.
+	SysInterval time.Duration
 	// Metrics, if set, receives the broker's Prometheus figures (the ops
 	// package serves them). Default: none; Counts works either way.
 	Metrics *ops.Metrics
@@ -75,7 +78,8 @@ type Broker struct {
 	metrics *ops.Metrics // nil: none
 	store   store.Store  // nil: none
 
-	counts sync.Map // counter name -> *atomic.Uint64; a leaf lock
+	counts  sync.Map // counter name -> *atomic.Uint64; a leaf lock
+	started time.Time
 
 	mu       sync.Mutex
 	sessions map[string]*entry // by client id
@@ -98,7 +102,11 @@ type entry struct {
 
 // New returns a Broker for cfg.
 func New(cfg Config) (*Broker, error) {
-	b := &Broker{cfg: cfg, router: router.New(), sessions: make(map[string]*entry), metrics: cfg.Metrics, store: cfg.Store}
+	b := &Broker{cfg: cfg, router: router.New(), sessions: make(map[string]*entry), metrics: cfg.Metrics,
+		store: cfg.Store, started: time.Now()}
+	if b.cfg.SysInterval == 0 {
+		b.cfg.SysInterval = DefaultSysInterval
+	}
 	cfg.Admission.OnRefuse = b.refused
 	adm, err := admission.New(cfg.Admission)
 	if err != nil {
@@ -109,6 +117,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	cfg.Session.Admission = adm
 	cfg.Session.Logger = cfg.Logger
+	cfg.SysInterval = b.cfg.SysInterval
 	b.cfg, b.log, b.adm = cfg, cfg.Logger, adm
 	if b.store != nil {
 		if err := b.load(time.Now()); err != nil {
@@ -442,6 +451,10 @@ func (b *Broker) Run(ctx context.Context, ready func(map[string]net.Addr)) error
 				}
 			}
 		}()
+	}
+	if b.cfg.SysInterval > 0 {
+		wg.Add(1)
+		go b.runSys(ctx, &wg, b.cfg.SysInterval)
 	}
 	stop := context.AfterFunc(ctx, b.Shutdown)
 	defer stop()

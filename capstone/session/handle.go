@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"strings"
 	"time"
 
 	"floodgate/capstone/router"
@@ -234,7 +235,12 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 		}
 	}
 	code := mqtt.Success
-	if !c.cfg.Admission.Allow(c.id, c.username, topic, auth.Write) {
+	if strings.HasPrefix(topic, "$") {
+		// Topics starting with '$' are the server's (MQTT 5.0 section
+		// 4.7.2): a client may not publish to them.
+		c.hub.Count("publish_to_dollar_topic")
+		code = mqtt.NotAuthorized
+	} else if !c.cfg.Admission.Allow(c.id, c.username, topic, auth.Write) {
 		code = mqtt.NotAuthorized
 	} else {
 		m := &router.Message{Topic: topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: c.id}
