@@ -99,13 +99,19 @@ func rawDial(port int) (int, error) {
 	return fd, nil
 }
 
-// rawEcho writes one byte on fd and expects it back.
+// rawEcho writes one byte on fd and expects it back. A read on a socket
+// with SO_RCVTIMEO is not restarted after a signal, even with SA_RESTART
+// (see signal(7)), and the Go runtime sends signals (SIGURG, to preempt):
+// so EINTR means "try again".
 func rawEcho(fd int) error {
 	if _, err := syscall.Write(fd, []byte{'x'}); err != nil {
 		return err
 	}
 	b := make([]byte, 1)
 	n, err := syscall.Read(fd, b)
+	for err == syscall.EINTR {
+		n, err = syscall.Read(fd, b)
+	}
 	if err != nil {
 		return err
 	}
