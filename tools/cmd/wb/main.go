@@ -144,9 +144,9 @@ func (a *app) status(ctx context.Context) (int, error) {
 		}
 		for _, l := range ch.Labs {
 			p := byLab[l]
-			mark, state := a.stateWords(p)
+			mark, state := a.stateWords(p, 18)
 			name := strings.TrimPrefix(l.Path, ch.Dir+"/")
-			fmt.Fprintf(a.out, "  %s %-16s %-44s %s\n", mark, name, l.Title, state)
+			fmt.Fprintf(a.out, "  %s %-14s %s %s\n", mark, name, state, l.Title)
 			if l.Kind == workbook.Exercise {
 				total++
 				if p.State == workbook.Passed {
@@ -158,7 +158,7 @@ func (a *app) status(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	fmt.Fprintf(a.out, "\n%d of %d exercise labs pass.\n", done, total)
+	fmt.Fprintf(a.out, "\n%d of %d exercise labs pass. Experiments (~) have no stub: run them as their README says.\n", done, total)
 	if next == nil {
 		fmt.Fprintln(a.out, "Every lab passes. Next: the capstone (make capstone MINE=1 runs it on your code).")
 		return 0, nil
@@ -173,21 +173,24 @@ func (a *app) status(ctx context.Context) (int, error) {
 	return 0, nil
 }
 
-func (a *app) stateWords(p workbook.LabProgress) (mark, words string) {
+// stateWords returns a lab's mark and state, already padded to width and
+// then painted, so that colour codes never upset the columns.
+func (a *app) stateWords(p workbook.LabProgress, width int) (mark, words string) {
+	pad := func(s string) string { return fmt.Sprintf("%-*s", width, s) }
 	switch p.State {
 	case workbook.Passed:
-		return a.c.green("✓"), a.c.green("passed")
+		return a.c.green("✓"), a.c.green(pad("passed"))
 	case workbook.NotStarted:
-		return a.c.dim("·"), a.c.dim("not started")
+		return a.c.dim("·"), a.c.dim(pad("not started"))
 	case workbook.Ready:
-		return a.c.dim("~"), a.c.dim("experiment: run it, see its README")
+		return a.c.dim("~"), a.c.dim(pad("experiment"))
 	case workbook.Broken:
-		return a.c.red("✗"), a.c.red("failing: does not build")
+		return a.c.red("✗"), a.c.red(pad("does not build"))
 	}
 	if p.Info.Lab.Kind == workbook.Experiment {
-		return a.c.red("✗"), a.c.red("failing")
+		return a.c.red("✗"), a.c.red(pad("failing"))
 	}
-	return a.c.red("✗"), a.c.red(fmt.Sprintf("failing: %d of %d tasks pass", p.Passed, len(p.Info.Tasks)))
+	return a.c.red("✗"), a.c.red(pad(fmt.Sprintf("%d of %d tasks pass", p.Passed, len(p.Info.Tasks))))
 }
 
 // checkLab runs one lab's tests on the reader's code and prints the result.
