@@ -117,3 +117,24 @@ type Percentiles struct {
 	P999US float64 `json:"p999_us"`
 	MaxUS  float64 `json:"max_us"`
 }
+
+// Quantiles at which a run's latency curve is drawn.
+var curveQuantiles = []float64{0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1}
+
+// QuantilePoint is one point of a latency curve.
+type QuantilePoint struct {
+	Q  float64 `json:"q"`
+	US float64 `json:"us"`
+}
+
+// Curve returns the latency at each of curveQuantiles, in microseconds.
+func (h *Histogram) Curve() []QuantilePoint {
+	if h.n == 0 {
+		return nil
+	}
+	out := make([]QuantilePoint, len(curveQuantiles))
+	for i, q := range curveQuantiles {
+		out[i] = QuantilePoint{Q: q, US: float64(h.Quantile(q)) / 1e3}
+	}
+	return out
+}

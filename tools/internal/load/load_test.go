@@ -137,8 +137,9 @@ func TestHistogram_Quantiles(t *testing.T) {
 func TestResult_WritesJSONMarkdownAndChart(t *testing.T) {
 	r := &Result{Scenario: FanIn, Broker: "test", Target: "127.0.0.1:1", Sent: 10, Received: 9, Expected: 10,
 		Ready: 3, Latency: &Percentiles{Count: 9, P50US: 100, P99US: 2500},
-		Timeline: []Sample{{T: 0.25, Ready: 3, RxPerSec: 10}, {T: 0.5, Ready: 3, RxPerSec: 26}},
-		Errors:   map[string]int{"read: EOF": 2}}
+		Timeline:  []Sample{{T: 0.25, Ready: 3, RxPerSec: 10, BrokerRSS: 5 << 20}, {T: 0.5, Ready: 3, RxPerSec: 26, BrokerRSS: 6 << 20}},
+		BrokerPID: 1, BrokerRSSBefore: 4 << 20, LatencyCurve: []QuantilePoint{{0.5, 100}, {0.99, 2500}, {1, 3000}},
+		Errors: map[string]int{"read: EOF": 2}}
 	dir := filepath.Join(t.TempDir(), "out")
 	require.NoError(t, r.Write(dir))
 	var back Result
@@ -153,6 +154,12 @@ func TestResult_WritesJSONMarkdownAndChart(t *testing.T) {
 	png, err := os.ReadFile(filepath.Join(dir, "chart.png"))
 	require.NoError(t, err)
 	assert.Equal(t, "\x89PNG", string(png[:4]))
+	svg := filepath.Join(dir, "chart.svg")
+	require.NoError(t, r.Chart(svg))
+	b, err = os.ReadFile(svg)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "<svg")
+	assert.Contains(t, string(b), "p99")
 	assert.InDelta(t, 0.1, r.Loss(), 1e-9)
 }
 

@@ -15,6 +15,8 @@ type Sample struct {
 	Sent     int64   `json:"sent"`     // messages published so far
 	Received int64   `json:"received"` // messages delivered so far
 	RxPerSec float64 `json:"rx_per_s"` // deliveries per second since the last sample
+	// BrokerRSS is the broker's VmRSS in bytes (0 without a broker PID).
+	BrokerRSS int64 `json:"broker_rss,omitempty"`
 }
 
 // progress samples the counters for the timeline and shows them on w: a
@@ -75,6 +77,9 @@ func (p *progress) sample(now time.Time) Sample {
 	s := p.s
 	rx := s.received.Load()
 	smp := Sample{T: now.Sub(p.start).Seconds(), Ready: s.ready.Load(), Sent: s.sent.Load(), Received: rx}
+	if pid := s.cfg.BrokerPID; pid != 0 {
+		smp.BrokerRSS, _ = ReadRSS(pid)
+	}
 	if d := now.Sub(p.lastT).Seconds(); d > 0 {
 		smp.RxPerSec = float64(rx-p.lastRx) / d
 	}

@@ -3,6 +3,7 @@ package load
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,9 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // Result is what one run measured. Rates are per second; sizes are bytes.
@@ -38,6 +42,8 @@ type Result struct {
 	SendRate        float64      `json:"send_rate"`
 	Throughput      float64      `json:"throughput"` // deliveries per second
 	Latency         *Percentiles `json:"latency,omitempty"`
+	// LatencyCurve is the latency at p50 ... p99.99 and the maximum.
+	LatencyCurve []QuantilePoint `json:"latency_curve,omitempty"`
 
 	BrokerPID        int     `json:"broker_pid,omitempty"`
 	BrokerRSSBefore  int64   `json:"broker_rss_before,omitempty"`
@@ -132,8 +138,8 @@ func us(v float64) string {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// Write writes result.json, result.md and chart.png (the timeline) into
-// dir, creating it.
+// Write writes result.json, result.md and chart.png (see Chart) into dir,
+// creating it.
 func (r *Result) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("load: write result: %w", err)
@@ -151,35 +157,120 @@ func (r *Result) Write(dir string) error {
 	return r.Chart(filepath.Join(dir, "chart.png"))
 }
 
-// Chart draws the run's timeline: ready connections for the connect
-// scenarios, deliveries per second for the others. The file's extension
-// (.png or .svg) picks the format.
+// Chart draws the run in up to three stacked panels: ready connections
+// (connect scenarios) or deliveries per second (the others) over time; the
+// broker's RSS per ready connection over time, when a broker PID was given;
+// and the latency curve (p50 to p99.99 and the maximum), when messages
+// carried timestamps. The file's extension (.png or .svg) picks the format.
 func (r *Result) Chart(path string) error {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s: %s", r.Broker, r.Scenario)
-	p.X.Label.Text = "seconds"
-	pts := make(plotter.XYs, 0, len(r.Timeline))
-	label := "deliveries/s"
+	var plots []*plot.Plot
+	tl := plot.New()
+	tl.Title.Text = fmt.Sprintf("%s: %s", r.Broker, r.Scenario)
+	tl.X.Label.Text = "seconds"
+	tl.Y.Label.Text = "deliveries/s"
+	if r.Sent == 0 {
+		tl.Y.Label.Text = "connections ready"
+	}
+	var pts, rss plotter.XYs
 	for _, s := range r.Timeline {
 		y := s.RxPerSec
 		if r.Sent == 0 {
 			y = float64(s.Ready)
 		}
 		pts = append(pts, plotter.XY{X: s.T, Y: y})
-	}
-	if r.Sent == 0 {
-		label = "connections ready"
-	}
-	p.Y.Label.Text = label
-	if len(pts) > 0 {
-		line, err := plotter.NewLine(pts)
-		if err != nil {
-			return fmt.Errorf("load: chart: %w", err)
+		if s.BrokerRSS > 0 && s.Ready > 0 {
+			rss = append(rss, plotter.XY{X: s.T, Y: float64(s.BrokerRSS-r.BrokerRSSBefore) / float64(s.Ready)})
 		}
-		p.Add(line, plotter.NewGrid())
-		p.Y.Min = 0
 	}
-	if err := p.Save(16*vg.Centimeter, 9*vg.Centimeter, path); err != nil {
+	if err := addLine(tl, pts); err != nil {
+		return err
+	}
+	plots = append(plots, tl)
+	if len(rss) > 0 {
+		p := plot.New()
+		p.Title.Text = "broker memory"
+		p.X.Label.Text = "seconds"
+		p.Y.Label.Text = "RSS growth / ready connection (B)"
+		if err := addLine(p, rss); err != nil {
+			return err
+		}
+		plots = append(plots, p)
+	}
+	if len(r.LatencyCurve) > 0 {
+		p := plot.New()
+		p.Title.Text = "publish-to-delivery latency"
+		p.X.Label.Text = "percentile"
+		p.Y.Label.Text = "µs"
+		// x is the number of nines: 0.99 -> 2, 0.999 -> 3.
+		var lat plotter.XYs
+		var ticks []plot.Tick
+		for _, q := range r.LatencyCurve {
+			x := nines(q.Q)
+			lat = append(lat, plotter.XY{X: x, Y: q.US})
+			label := fmt.Sprintf("p%g", 100*q.Q)
+			if q.Q == 1 {
+				label = "max"
+			}
+			ticks = append(ticks, plot.Tick{Value: x, Label: label})
+		}
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+		if err := addLine(p, lat); err != nil {
+			return err
+		}
+		plots = append(plots, p)
+	}
+	return savePlots(plots, path)
+}
+
+// nines maps a quantile to -log10(1-q), with the maximum one step past
+// the last finite point.
+func nines(q float64) float64 {
+	if q >= 1 {
+		return 5
+	}
+	return -math.Log10(1 - q)
+}
+
+func addLine(p *plot.Plot, pts plotter.XYs) error {
+	if len(pts) == 0 {
+		return nil
+	}
+	line, err := plotter.NewLine(pts)
+	if err != nil {
+		return fmt.Errorf("load: chart: %w", err)
+	}
+	p.Add(line, plotter.NewGrid())
+	p.Y.Min = 0
+	return nil
+}
+
+// savePlots stacks plots vertically into one PNG or SVG file.
+func savePlots(plots []*plot.Plot, path string) error {
+	w, h := 16*vg.Centimeter, 8*vg.Centimeter*vg.Length(len(plots))
+	var c vg.CanvasWriterTo
+	if strings.EqualFold(filepath.Ext(path), ".svg") {
+		c = vgsvg.New(w, h)
+	} else {
+		c = vgimg.PngCanvas{Canvas: vgimg.New(w, h)}
+	}
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadY: vg.Points(12), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
+	grid := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		grid[i] = []*plot.Plot{p}
+	}
+	canvases := plot.Align(grid, tiles, draw.New(c))
+	for i, p := range plots {
+		p.Draw(canvases[i][0])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("load: chart: %w", err)
+	}
+	if _, err := c.WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("load: chart: %w", err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("load: chart: %w", err)
 	}
 	return nil

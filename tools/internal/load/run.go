@@ -397,6 +397,7 @@ func (r *runner) collect() {
 		lastRx = max(lastRx, l.lastRx)
 	}
 	res.Latency = h.Summary()
+	res.LatencyCurve = h.Curve()
 	if res.Sent > 0 {
 		res.Expected = r.expected()
 		res.PublishSeconds = (r.t1 - r.t0).Seconds()
