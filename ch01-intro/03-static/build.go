@@ -99,11 +99,11 @@ func Start(ctx context.Context, bin string) (*Process, error) {
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	p := &Process{cmd: cmd, out: bufio.NewReader(stdout)}
 	line := make(chan string, 1)
