@@ -216,3 +216,11 @@ func (c Config) totalConns() int {
 func (c Config) bound() time.Duration {
 	return 2*c.RampTimeout + c.Duration + c.Hold + 30*time.Second
 }
+
+// maxPerLoop is the most sockets one event loop opens (see shared.loopFor).
+func (c Config) maxPerLoop() int {
+	if c.Scenario == FanIn && c.Loops > 1 {
+		return (c.Conns + c.Loops - 2) / (c.Loops - 1)
+	}
+	return (c.totalConns() + c.Loops - 1) / c.Loops
+}

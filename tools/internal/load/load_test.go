@@ -98,6 +98,16 @@ func TestConfig_Bounds(t *testing.T) {
 	}
 }
 
+func TestConfig_MaxPerLoop(t *testing.T) {
+	assert.Equal(t, 500, Config{Scenario: Idle, Conns: 1000, Loops: 2}.maxPerLoop())
+	assert.Equal(t, 334, Config{Scenario: Idle, Conns: 1000, Loops: 3}.maxPerLoop())
+	assert.Equal(t, 100, Config{Scenario: Latency, Conns: 100, Loops: 2}.maxPerLoop())
+	// FanIn: the subscriber has loop 0 to itself.
+	assert.Equal(t, 1000, Config{Scenario: FanIn, Conns: 1000, Loops: 2}.maxPerLoop())
+	assert.Equal(t, 500, Config{Scenario: FanIn, Conns: 1000, Loops: 3}.maxPerLoop())
+	assert.Equal(t, 1001, Config{Scenario: FanIn, Conns: 1000, Loops: 1}.maxPerLoop())
+}
+
 func TestRun_RefusesMoreSocketsThanTheFDLimit(t *testing.T) {
 	lim, err := fdLimit()
 	if err != nil || lim >= MaxConns {
@@ -105,6 +115,8 @@ func TestRun_RefusesMoreSocketsThanTheFDLimit(t *testing.T) {
 	}
 	_, err = Run(context.Background(), Config{Conns: int(lim)})
 	assert.ErrorIs(t, err, ErrTooManyFiles)
+	_, err = Run(context.Background(), Config{Conns: int(lim), Loops: 1, PrivateFDs: true})
+	assert.ErrorIs(t, err, ErrTooManyFiles, "one loop's table holds them all")
 }
 
 func TestHistogram_Quantiles(t *testing.T) {

@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if lim, err := fdLimit(); err == nil {
 		per, where := cfg.totalConns()+64, "this process"
 		if cfg.PrivateFDs {
-			per, where = (cfg.totalConns()+cfg.Loops-1)/cfg.Loops+64, "each event loop's fd table"
+			per, where = cfg.maxPerLoop()+64, "each event loop's fd table"
 		}
 		if uint64(per) > lim {
 			return nil, fmt.Errorf("%w: %d connections need about %d files in %s, RLIMIT_NOFILE is %d (more loops with PrivateFDs spread them)",
