@@ -15,7 +15,7 @@ help:
 	@echo "make lab       the workbook: where you are and what to do next (go tool wb)"
 	@echo "make capstone  run the Floodgate broker (MINE=1 builds it from your own labs)"
 	@echo "make tune      which limits of this machine cap the connection count, and how to raise them"
-	@echo "make bench     Floodgate vs mosquitto vs mochi-mqtt, side by side (QUICK=1: a one-minute smoke run)"
+	@echo "make bench     Floodgate vs mosquitto vs mochi-mqtt, side by side (QUICK=1: a 30-second smoke run)"
 	@echo "make tidy      check that every module's go.mod is tidy on its own"
 	@echo "make generate  regenerate ch05-edge/03-grpc's gRPC code (needs protoc)"
 
