@@ -8,7 +8,7 @@
 // Build it with the solution tag, as the load generator (its packets come
 // from the chapter 3 codec, the reference only under the tag):
 //
-//	go run -tags floodgate.solution floodgate/tools/cmd/bench            # 3 runs each, about 10 minutes
+//	go run -tags floodgate.solution floodgate/tools/cmd/bench            # 3 runs each: about 5 minutes here
 //	go run -tags floodgate.solution floodgate/tools/cmd/bench -quick     # 1 short run each: a smoke test
 //
 // The brokers:
