@@ -49,9 +49,12 @@ func startProgress(s *shared, w io.Writer, terminal bool) *progress {
 func (p *progress) stop() []Sample {
 	close(p.done)
 	p.wg.Wait()
-	p.sample(time.Now()) // the last point, also for runs shorter than a tick
-	if p.w != nil && p.terminal {
-		fmt.Fprintln(p.w)
+	last := p.sample(time.Now()) // the last point, also for runs shorter than a tick
+	if p.w != nil {
+		p.show(last)
+		if p.terminal {
+			fmt.Fprintln(p.w)
+		}
 	}
 	return p.samples
 }
@@ -65,7 +68,7 @@ func (p *progress) loop() {
 			return
 		case now := <-t.C:
 			smp := p.sample(now)
-			if p.w != nil && (p.terminal || i%4 == 0) {
+			if p.w != nil && (p.terminal || i%4 == 1) { // plain: at 0.25 s, then each second
 				p.show(smp)
 			}
 		}
