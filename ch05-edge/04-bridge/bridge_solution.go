@@ -65,6 +65,12 @@ func OpenSpool(dir string) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge: open spool: %w", err)
 	}
+	// The log may have just been created: make its name durable too, or a
+	// power cut could take the file, and every record fsynced into it, away.
+	if err := syncDir(dir); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("bridge: open spool: %w", err)
+	}
 	cursor := readCursor(dir)
 	st, err := f.Stat()
 	var good int64
@@ -142,6 +148,7 @@ func (s *Spool) Append(payload []byte) error {
 		return fmt.Errorf("bridge: append: %w", err)
 	}
 	if err := s.log.Sync(); err != nil {
+		_ = s.log.Truncate(s.size) // s.size must stay the end of the file
 		return fmt.Errorf("bridge: append: fsync: %w", err)
 	}
 	s.size += int64(len(rec))
