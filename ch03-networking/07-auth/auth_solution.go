@@ -176,18 +176,16 @@ func (a *ACL) Allow(clientID, username, topic string, want Access) bool {
 	return false
 }
 
-// substitute replaces %c and %u in pattern, refusing unsafe values.
+// substitute replaces %c and %u in pattern, refusing unsafe values. It
+// replaces both in one pass, so a client id of "%u" stays literal instead of
+// becoming the username.
 func substitute(pattern, clientID, username string) (string, bool) {
 	for _, sub := range []struct{ key, value string }{{"%c", clientID}, {"%u", username}} {
-		if !strings.Contains(pattern, sub.key) {
-			continue
-		}
-		if sub.value == "" || strings.ContainsAny(sub.value, "+#/") {
+		if strings.Contains(pattern, sub.key) && (sub.value == "" || strings.ContainsAny(sub.value, "+#/")) {
 			return "", false
 		}
-		pattern = strings.ReplaceAll(pattern, sub.key, sub.value)
 	}
-	return pattern, true
+	return strings.NewReplacer("%c", clientID, "%u", username).Replace(pattern), true
 }
 
 // covers reports whether every topic that filter matches is also matched by

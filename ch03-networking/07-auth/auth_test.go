@@ -231,6 +231,9 @@ func TestTask3_ACL(t *testing.T) {
 		{"#", "", "sensors/#", Write, false},
 		{"a/b", "", "sensors/a/b/c", Write, false},
 		{"dev1", "", "users//inbox", Read, false}, // no username: %u rules do not apply
+		// Substitution is one pass: a client id "%u" is not the username.
+		{"%u", "alice", "commands/alice", Read, false},
+		{"%u", "alice", "commands/%u", Read, true},
 		{"dev1", "alice", "users/alice/inbox", 0, false},
 	}
 	for _, tc := range cases {
