@@ -71,6 +71,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	for _, p := range checkParts() {
+		if p.fatal {
+			return fmt.Errorf("%v: finish that lab first (or run the reference: make capstone)", p)
+		}
+		fmt.Fprintln(stderr, "floodgate: warning:", p)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
