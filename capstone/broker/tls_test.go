@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	auth "floodgate/ch03-networking/07-auth"
 	"floodgate/capstone/listeners"
+	auth "floodgate/ch03-networking/07-auth"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
