@@ -19,6 +19,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -149,10 +150,24 @@ func (p *ConnPool) Idle() int { return len(p.idle) }
 var ErrUnexpectedData = errors.New("pools: idle connection has unread data")
 
 // CheckAlive tells whether an idle connection is still open, without
-// blocking: it reads with a deadline already past. A timeout means nothing
-// is waiting and the peer has not closed; io.EOF or another error means the
-// connection is dead.
+// blocking. It returns nil when the connection is open with nothing
+// waiting, ErrUnexpectedData when bytes are waiting (and consumes one), and
+// another error (wrapping io.EOF when the peer closed) when it is dead.
+//
+// For a socket (a net.Conn that is a syscall.Conn, such as *net.TCPConn) on
+// Unix it makes one non-blocking read(2) on the file descriptor. A read with
+// a deadline already in the past would not do: Go's poller returns the
+// timeout before it ever reads the socket, so it would report every TCP
+// connection alive, closed or not. Other connections (net.Pipe, wrappers)
+// get exactly that read with a past deadline, which they answer honestly.
 func CheckAlive(c net.Conn) error {
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			if n, ok, err := peekRaw(rc); ok {
+				return checkResult(n, err)
+			}
+		}
+	}
 	if err := c.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -161,6 +176,11 @@ func CheckAlive(c net.Conn) error {
 	if rerr := c.SetReadDeadline(time.Time{}); rerr != nil {
 		return fmt.Errorf("check: %w", rerr)
 	}
+	return checkResult(n, err)
+}
+
+// checkResult turns the outcome of CheckAlive's read into its answer.
+func checkResult(n int, err error) error {
 	var ne net.Error
 	switch {
 	case n > 0:

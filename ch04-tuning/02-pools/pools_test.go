@@ -349,6 +349,32 @@ func TestCheckAlive(t *testing.T) {
 	require.Error(t, CheckAlive(a), "the peer closed")
 	require.NoError(t, a.Close())
 	require.ErrorIs(t, CheckAlive(dataConn{}), ErrUnexpectedData)
+
+	t.Run("tcp", func(t *testing.T) {
+		// A real socket: a read with a past deadline would time out before
+		// it looked at the socket and call a closed connection alive.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		s, err := ln.Accept()
+		require.NoError(t, err)
+		require.NoError(t, CheckAlive(c), "open, nothing waiting")
+
+		_, err = s.Write([]byte("x"))
+		require.NoError(t, err)
+		// The byte and the FIN reach c's socket asynchronously; wait for
+		// each (bounded), never for a fixed time.
+		require.Eventually(t, func() bool { return errors.Is(CheckAlive(c), ErrUnexpectedData) },
+			10*time.Second, time.Millisecond, "a byte is waiting")
+		require.NoError(t, s.Close())
+		var last error
+		require.Eventually(t, func() bool { last = CheckAlive(c); return last != nil },
+			10*time.Second, time.Millisecond, "the peer closed")
+		require.ErrorIs(t, last, io.EOF)
+	})
 }
 
 // startSink serves a loopback sink that answers each "PING\n" with
