@@ -172,6 +172,7 @@ func TestSlowConsumer_DisconnectedOthersUnaffected(t *testing.T) {
 	require.IsType(t, &mqtt.PubAck{}, pub.next(t), "the publisher was never stalled")
 	assert.Equal(t, uint64(1), counter(b, "disconnect_"+session.ReasonSlowConsumer))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.Drops.WithLabelValues(ops.DropSlowConsumer)))
+	assert.Positive(t, testutil.CollectAndCount(m.QueueDepthObserved), "queue depths observed")
 	// The broker resets the slow connection rather than waiting for the
 	// megabytes in its socket buffer to drain.
 	assert.Nil(t, slow.closed(t), "no DISCONNECT can pass a full queue")

@@ -117,6 +117,14 @@ func New(cfg Config) (*Broker, error) {
 	}
 	cfg.Session.Admission = adm
 	cfg.Session.Logger = cfg.Logger
+	if m := b.metrics; m != nil && cfg.Session.QueueDepth == nil {
+		cfg.Session.QueueDepth = func(delta, depth int) {
+			m.QueueDepth.Add(float64(delta))
+			if delta > 0 {
+				m.QueueDepthObserved.Observe(float64(depth))
+			}
+		}
+	}
 	cfg.SysInterval = b.cfg.SysInterval
 	b.cfg, b.log, b.adm = cfg, cfg.Logger, adm
 	if b.store != nil {

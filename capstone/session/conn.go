@@ -91,6 +91,11 @@ type Config struct {
 	MaxSessionExpiry  uint32        // seconds; 0: no cap
 	Admission         *admission.Admitter
 	Logger            *slog.Logger
+	// QueueDepth, if set, is told each change of a connection's outbound
+	// queue: delta packets (+1 on a push, minus the packets written or
+	// discarded), and after a push the queue's new depth. It is called
+	// with a session's lock held, so it must only update counters.
+	QueueDepth func(delta, depth int)
 }
 
 func (cfg *Config) fill() {
@@ -117,6 +122,9 @@ func (cfg *Config) fill() {
 	}
 	if cfg.Admission == nil {
 		cfg.Admission, _ = admission.New(admission.Config{})
+	}
+	if cfg.QueueDepth == nil {
+		cfg.QueueDepth = func(int, int) {}
 	}
 }
 
@@ -215,7 +223,10 @@ func (c *Conn) Kill(code mqtt.ReasonCode, reason string) {
 // send queues p for the writer; a full queue makes the client a slow
 // consumer.
 func (c *Conn) send(p mqtt.Packet) {
-	if err := c.out.Push(p); errors.Is(err, queue.ErrFull) {
+	switch err := c.out.Push(p); {
+	case err == nil:
+		c.cfg.QueueDepth(1, c.out.Len())
+	case errors.Is(err, queue.ErrFull):
 		c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
 	}
 }
@@ -320,6 +331,9 @@ func reasonOf(code mqtt.ReasonCode) string {
 // connection.
 func (c *Conn) writeLoop() {
 	defer func() {
+		if n := len(c.out.Drain(nil)); n > 0 {
+			c.cfg.QueueDepth(-n, 0) // discarded
+		}
 		if c.Reason() == ReasonSlowConsumer {
 			// Discard what the socket still holds for a client that does
 			// not read: reset rather than drain.
@@ -333,6 +347,9 @@ func (c *Conn) writeLoop() {
 	var buf []byte
 	write := func() bool {
 		items = c.out.Drain(items[:0])
+		if len(items) > 0 {
+			c.cfg.QueueDepth(-len(items), 0)
+		}
 		buf = buf[:0]
 		for i, p := range items {
 			buf = c.encode(buf, p)
