@@ -30,6 +30,9 @@ func TestRun_WebSocketAndGracefulShutdown(t *testing.T) {
 	a := <-addrs
 
 	v5c := connectV5(t, a["tcp"].String(), "five", paho.Connect{CleanStart: true})
+	// A peer that never sends its CONNECT must not hold up the shutdown
+	// for the 10 s ConnectTimeout.
+	silent := dialRaw(t, a["tcp"].String())
 	ws, err := tryV3(t, paho3.NewClientOptions().AddBroker("ws://"+a["ws"].String()+"/mqtt").
 		SetClientID("browserish").SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(wait))
 	require.NoError(t, err, "MQTT over WebSocket")
@@ -50,6 +53,7 @@ func TestRun_WebSocketAndGracefulShutdown(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("Run did not return")
 	}
+	silent.closed(t)
 }
 
 // A listener that cannot bind is a clear start-up error naming it.

@@ -215,8 +215,11 @@ func (c *Conn) Kill(code mqtt.ReasonCode, reason string) {
 		c.hub.Count("disconnect_" + reason)
 		close(c.quit)
 		c.out.Close()
-		// Cut short a write stuck on a client that does not read.
+		// Cut short a write stuck on a client that does not read, and
+		// wake the reader (it may be waiting for a CONNECT, with no writer
+		// yet to close the socket).
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.nc.SetReadDeadline(time.Now())
 	})
 }
 
