@@ -23,8 +23,13 @@ var (
 // session (c.st) and a CONNACK queued; on failure the socket has had its
 // refusal, if any, and must be closed.
 func (c *Conn) connect() error {
-	// A slowloris peer gets ConnectTimeout for its whole CONNECT.
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.cfg.ConnectTimeout))
+	// A slowloris peer gets ConnectTimeout for its whole CONNECT; a
+	// connection admission has refused gets at most a second to hear why.
+	d := c.cfg.ConnectTimeout
+	if c.refuse != mqtt.Success {
+		d = min(d, time.Second)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(d))
 	h, body, err := c.r.Next()
 	if err != nil {
 		var ne net.Error
