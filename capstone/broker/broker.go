@@ -317,8 +317,10 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 		if expiry != math.MaxUint32 {
 			e.expiry = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expire(id, e) })
 		}
-		if e.will != nil {
-			d := time.Duration(min(e.will.Properties.WillDelay, expiry)) * time.Second
+		// A will whose delay outlasts the session goes when the session
+		// ends (expire publishes it), not on a timer of its own.
+		if e.will != nil && e.will.Properties.WillDelay < expiry {
+			d := time.Duration(e.will.Properties.WillDelay) * time.Second
 			e.willTimer = time.AfterFunc(d, func() { b.delayedWill(id, e) })
 		}
 	} else if b.store == nil && e.will != nil {

@@ -4,6 +4,7 @@ package broker
 
 import (
 	"testing"
+	"time"
 
 	"floodgate/capstone/session"
 	mqtt "floodgate/ch03-networking/03-mqtt"
@@ -252,4 +253,41 @@ func TestWill_DelayedWillSentWhenSessionEnds(t *testing.T) {
 	c, _ := connectRaw(t, addr, &mqtt.Connect{Version: mqtt.V5, ClientID: "ends", CleanStart: true, Will: will})
 	c.nc.Close()
 	assert.Equal(t, "wills/ends", next(t, w.msgs).topic)
+}
+
+// [MQTT-3.1.3-9] with no reconnection, a delayed will is published when
+// its Will Delay Interval (1 s here) has passed.
+func TestWill_DelayFires(t *testing.T) {
+	_, addr := startBroker(t, Config{})
+	w := connectV3(t, addr, "watcher", true)
+	w.sub(t, "wills/#", 1)
+	will := &mqtt.Will{Topic: "wills/late", Payload: []byte("after a second")}
+	will.Properties.WillDelay = 1
+	cp := &mqtt.Connect{Version: mqtt.V5, ClientID: "late", Will: will}
+	cp.Properties.SessionExpiry = 60
+	c, _ := connectRaw(t, addr, cp)
+	start := time.Now()
+	c.nc.Close()
+	m := next(t, w.msgs)
+	assert.Equal(t, "after a second", m.payload)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "the will came before its delay")
+}
+
+// MQTT 5.0 section 3.1.3.2.2: when the session expires (after 1 s here)
+// before the will delay, the will is published then, and the session is
+// gone.
+func TestSession_ExpiryEndsSessionAndSendsWill(t *testing.T) {
+	b, addr := startBroker(t, Config{})
+	w := connectV3(t, addr, "watcher", true)
+	w.sub(t, "wills/#", 1)
+	will := &mqtt.Will{Topic: "wills/expired", Payload: []byte("session over")}
+	will.Properties.WillDelay = 3600
+	cp := &mqtt.Connect{Version: mqtt.V5, ClientID: "brief", Will: will}
+	cp.Properties.SessionExpiry = 1
+	c, _ := connectRaw(t, addr, cp)
+	c.nc.Close()
+	assert.Equal(t, "session over", next(t, w.msgs).payload)
+	assert.Equal(t, uint64(1), counter(b, "sessions_expired"))
+	_, ack := connectRaw(t, addr, &mqtt.Connect{Version: mqtt.V5, ClientID: "brief"})
+	assert.False(t, ack.SessionPresent, "the session expired")
 }

@@ -151,8 +151,10 @@ func (b *Broker) restore(rec store.Session, now time.Time) error {
 		w.Properties = fromStore(rec.Will.Message, id).Props
 		w.Properties.WillDelay = rec.Will.DelayInterval
 		e.will = w
-		left := rec.DisconnectedAt.Add(time.Duration(min(rec.Will.DelayInterval, rec.ExpiryInterval)) * time.Second).Sub(now)
-		e.willTimer = time.AfterFunc(max(0, left), func() { b.delayedWill(id, e) })
+		if rec.Will.DelayInterval < rec.ExpiryInterval {
+			left := rec.DisconnectedAt.Add(time.Duration(rec.Will.DelayInterval) * time.Second).Sub(now)
+			e.willTimer = time.AfterFunc(max(0, left), func() { b.delayedWill(id, e) })
+		}
 	}
 	if rec.ExpiryInterval != math.MaxUint32 {
 		left := rec.DisconnectedAt.Add(time.Duration(rec.ExpiryInterval) * time.Second).Sub(now)
