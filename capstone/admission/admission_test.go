@@ -1,0 +1,77 @@
+//go:build floodgate.solution
+
+package admission
+
+import (
+	"testing"
+	"time"
+
+	mqtt "floodgate/ch03-networking/03-mqtt"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The cap counts open connections; release gives the place back, once.
+func TestAccept_CapAndRelease(t *testing.T) {
+	var refused []string
+	a, err := New(Config{MaxConns: 1, OnRefuse: func(r string) { refused = append(refused, r) }})
+	require.NoError(t, err)
+	now := time.Unix(0, 0)
+	code, release := a.Accept(now)
+	require.Equal(t, mqtt.Success, code)
+	code2, _ := a.Accept(now)
+	assert.Equal(t, mqtt.ServerBusy, code2)
+	release()
+	release()
+	assert.Equal(t, int64(0), a.Open(), "a second release changes nothing")
+	code, _ = a.Accept(now)
+	assert.Equal(t, mqtt.Success, code)
+	assert.Equal(t, map[string]uint64{ReasonConnCap: 1}, a.Counts())
+	assert.Equal(t, []string{ReasonConnCap}, refused)
+}
+
+// The accept rate refills with time (time is passed in).
+func TestAccept_Rate(t *testing.T) {
+	a, err := New(Config{AcceptRate: 1, AcceptBurst: 1})
+	require.NoError(t, err)
+	now := time.Unix(100, 0)
+	code, _ := a.Accept(now)
+	assert.Equal(t, mqtt.Success, code)
+	code, _ = a.Accept(now)
+	assert.Equal(t, mqtt.ConnectionRateExceeded, code)
+	code, _ = a.Accept(now.Add(time.Second))
+	assert.Equal(t, mqtt.Success, code)
+}
+
+// Publish and byte rates per client: 16 bytes of state, refusals named.
+// (A refused client is disconnected, so what a refusal costs its buckets
+// does not matter.)
+func TestAllowPublish(t *testing.T) {
+	a, err := New(Config{PublishRate: 10, PublishBurst: 2, ByteRate: 100, ByteBurst: 100})
+	require.NoError(t, err)
+	now := time.Unix(100, 0)
+	var msgs Limits
+	for range 2 {
+		ok, _ := a.AllowPublish(&msgs, now, 1)
+		require.True(t, ok)
+	}
+	ok, reason := a.AllowPublish(&msgs, now, 1)
+	assert.False(t, ok)
+	assert.Equal(t, ReasonPublishRate, reason)
+
+	var bytes Limits
+	ok, _ = a.AllowPublish(&bytes, now, 90)
+	assert.True(t, ok)
+	ok, reason = a.AllowPublish(&bytes, now, 20)
+	assert.False(t, ok)
+	assert.Equal(t, ReasonByteRate, reason)
+	assert.Equal(t, map[string]uint64{ReasonPublishRate: 1, ReasonByteRate: 1}, a.Counts())
+}
+
+func TestNew_BadConfig(t *testing.T) {
+	_, err := New(Config{MaxConns: -1})
+	assert.ErrorIs(t, err, ErrBadConfig)
+}
