@@ -70,8 +70,8 @@ func (h *Handler) Close() error {
 // Serve serves MQTT over WebSocket on ln, at Config.Path, until ctx is
 // cancelled. It then stops accepting, closes the Handler (and with it every
 // WebSocket connection), waits for all of them and returns nil. If the
-// listener fails first, Serve closes the Handler and returns the error. Serve
-// always closes ln.
+// listener fails first, Serve closes the connections it had accepted and
+// the Handler, and returns the error. Serve always closes ln.
 func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
 	// TODO(Task 4): run an http.Server with a mux holding h at h.cfg.Path,
 	// in a goroutine you wait for; on ctx.Done, srv.Close() then h.Close().

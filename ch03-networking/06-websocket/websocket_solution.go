@@ -127,8 +127,8 @@ func (h *Handler) Close() error {
 // Serve serves MQTT over WebSocket on ln, at Config.Path, until ctx is
 // cancelled. It then stops accepting, closes the Handler (and with it every
 // WebSocket connection), waits for all of them and returns nil. If the
-// listener fails first, Serve closes the Handler and returns the error. Serve
-// always closes ln.
+// listener fails first, Serve closes the connections it had accepted and
+// the Handler, and returns the error. Serve always closes ln.
 func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle(h.cfg.Path, h)
@@ -143,6 +143,9 @@ func (h *Handler) Serve(ctx context.Context, ln net.Listener) error {
 
 	select {
 	case err := <-errc:
+		// The listener failed, but connections it accepted before are
+		// still being served: close them too.
+		_ = srv.Close()
 		h.Close()
 		return fmt.Errorf("websocket: serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
