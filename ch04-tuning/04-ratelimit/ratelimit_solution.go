@@ -46,10 +46,10 @@ func (b *Bucket) AllowN(now time.Time, n int) bool {
 // intervals with CompareAndSwap. Refused events change nothing. n <= 0 is
 // always allowed.
 func (g GCRA) AllowN(tat *atomic.Int64, now time.Time, n int) bool {
-	if n <= 0 {
-		return true
+	if n <= 0 || g.emission == 0 {
+		return true // Inf: every event, whatever the TAT or the clock says
 	}
-	if int64(n) > g.burst && g.emission > 0 {
+	if int64(n) > g.burst {
 		return false
 	}
 	t := now.UnixNano()

@@ -168,6 +168,10 @@ func TestTask2_GCRAMatchesXTimeRate(t *testing.T) {
 		require.NoError(t, err)
 		var tat atomic.Int64
 		require.True(t, g.AllowN(&tat, t0, 1000))
+		// Callers on several goroutines read the clock in no particular
+		// order: an earlier now after a later one must still pass.
+		require.True(t, g.Allow(&tat, t0.Add(time.Second)))
+		require.True(t, g.Allow(&tat, t0))
 	})
 }
 
