@@ -44,7 +44,7 @@ func ParsePasswords(r io.Reader) (*Passwords, error) {
 			return nil, fmt.Errorf("auth: password file line %d: %w: username is empty or holds a space", n, ErrMalformed)
 		}
 		if err := checkHash(hash); err != nil {
-			return nil, fmt.Errorf("auth: password file line %d: %w: user %q: %v", n, ErrMalformed, user, err)
+			return nil, fmt.Errorf("auth: password file line %d: %w: user %q: %w", n, ErrMalformed, user, err)
 		}
 		if prev, dup := firstLine[user]; dup {
 			return nil, fmt.Errorf("auth: password file line %d: %w: user %q already defined on line %d", n, ErrMalformed, user, prev)
@@ -53,7 +53,7 @@ func ParsePasswords(r io.Reader) (*Passwords, error) {
 		hashes[user] = []byte(hash)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("auth: password file line %d: %w: %v", n+1, ErrMalformed, err)
+		return nil, fmt.Errorf("auth: password file line %d: %w: %w", n+1, ErrMalformed, err)
 	}
 	return newPasswords(hashes)
 }
@@ -127,12 +127,12 @@ func ParseACL(r io.Reader) (*ACL, error) {
 			return nil, fmt.Errorf("auth: acl line %d: %w: unknown access %q", n, ErrMalformed, fields[0])
 		}
 		if err := checkFilter(fields[1]); err != nil {
-			return nil, fmt.Errorf("auth: acl line %d: %w: pattern %q: %v", n, ErrMalformed, fields[1], err)
+			return nil, fmt.Errorf("auth: acl line %d: %w: pattern %q: %w", n, ErrMalformed, fields[1], err)
 		}
 		acl.Rules = append(acl.Rules, Rule{Access: access, Pattern: fields[1], Line: n})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("auth: acl line %d: %w: %v", n+1, ErrMalformed, err)
+		return nil, fmt.Errorf("auth: acl line %d: %w: %w", n+1, ErrMalformed, err)
 	}
 	return &acl, nil
 }
