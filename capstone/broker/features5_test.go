@@ -233,3 +233,16 @@ func TestMaxPacketSize_Outbound(t *testing.T) {
 	assert.Equal(t, "small", next(t, c.msgs).payload)
 	assert.Equal(t, uint64(1), counter(b, "too_large_for_client"))
 }
+
+// MQTT 5.0 section 3.2.2.3.15: a client that asks (Request Response
+// Information 1) gets Response Information in CONNACK; one that does not,
+// none.
+func TestConnect_ResponseInformation(t *testing.T) {
+	_, addr := startBroker(t, Config{})
+	cp := &mqtt.Connect{Version: mqtt.V5, ClientID: "asker", CleanStart: true}
+	cp.Properties.RequestResponseInfo = 1
+	_, ack := connectRaw(t, addr, cp)
+	assert.Equal(t, "floodgate/response/asker", ack.Properties.ResponseInfo)
+	_, ack = connectRaw(t, addr, &mqtt.Connect{Version: mqtt.V5, ClientID: "quiet", CleanStart: true})
+	assert.Empty(t, ack.Properties.ResponseInfo)
+}

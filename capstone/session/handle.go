@@ -130,6 +130,11 @@ func (c *Conn) connect() error {
 	if c.will != nil && !c.cfg.Admission.Allow(c.id, c.username, c.will.Topic, auth.Write) {
 		return refuse(mqtt.NotAuthorized, "will_acl")
 	}
+	if c.version == mqtt.V5 && cp.Properties.RequestResponseInfo == 1 {
+		// MQTT 5.0 section 3.2.2.3.15: the basis for the client's response
+		// topics, here one of its own.
+		ack.Properties.ResponseInfo = "floodgate/response/" + c.id
+	}
 	if c.version == mqtt.V5 {
 		ack.Properties.ReceiveMaximum = c.cfg.ReceiveMaximum
 		ack.Properties.TopicAliasMaximum = c.cfg.TopicAliasMaximum
