@@ -52,8 +52,10 @@ func ParseACL(r io.Reader) (*ACL, error) {
 // allowed when one rule's pattern covers every topic the filter can match.
 //
 // %c and %u are replaced by clientID and username. A rule that uses one of
-// them does not apply when the value is empty or holds '+', '#' or '/':
-// otherwise a client named "#" would be granted everything.
+// them does not apply when the value is empty, holds '+', '#' or '/', or
+// starts with '$': otherwise a client named "#" would be granted everything,
+// and one named "$SYS" would turn a rule like `readwrite %c/#` into one on
+// the broker's own topics.
 func (a *ACL) Allow(clientID, username, topic string, want Access) bool {
 	// TODO(Task 3): for each rule granting want, substitute %c and %u
 	// (refusing unsafe values) and check that the pattern covers topic,

@@ -158,8 +158,10 @@ func checkFilter(f string) error {
 // allowed when one rule's pattern covers every topic the filter can match.
 //
 // %c and %u are replaced by clientID and username. A rule that uses one of
-// them does not apply when the value is empty or holds '+', '#' or '/':
-// otherwise a client named "#" would be granted everything.
+// them does not apply when the value is empty, holds '+', '#' or '/', or
+// starts with '$': otherwise a client named "#" would be granted everything,
+// and one named "$SYS" would turn a rule like `readwrite %c/#` into one on
+// the broker's own topics.
 func (a *ACL) Allow(clientID, username, topic string, want Access) bool {
 	if want == 0 || want&^ReadWrite != 0 {
 		return false
@@ -181,7 +183,7 @@ func (a *ACL) Allow(clientID, username, topic string, want Access) bool {
 // becoming the username.
 func substitute(pattern, clientID, username string) (string, bool) {
 	for _, sub := range []struct{ key, value string }{{"%c", clientID}, {"%u", username}} {
-		if strings.Contains(pattern, sub.key) && (sub.value == "" || strings.ContainsAny(sub.value, "+#/")) {
+		if strings.Contains(pattern, sub.key) && (sub.value == "" || sub.value[0] == '$' || strings.ContainsAny(sub.value, "+#/")) {
 			return "", false
 		}
 	}

@@ -230,7 +230,8 @@ func TestTask3_ACL(t *testing.T) {
 		{"+", "", "commands/+", Read, false},
 		{"#", "", "sensors/#", Write, false},
 		{"a/b", "", "sensors/a/b/c", Write, false},
-		{"dev1", "", "users//inbox", Read, false}, // no username: %u rules do not apply
+		{"dev1", "", "users//inbox", Read, false},  // no username: %u rules do not apply
+		{"$SYS", "", "commands/$SYS", Read, false}, // a '$' value never applies
 		// Substitution is one pass: a client id "%u" is not the username.
 		{"%u", "alice", "commands/alice", Read, false},
 		{"%u", "alice", "commands/%u", Read, true},
@@ -241,6 +242,15 @@ func TestTask3_ACL(t *testing.T) {
 			assert.Equal(t, tc.allowed, acl.Allow(tc.client, tc.user, tc.topic, tc.want))
 		})
 	}
+
+	t.Run("a client named $SYS does not reach $SYS topics", func(t *testing.T) {
+		acl, err := ParseACL(strings.NewReader("readwrite %c/#\n"))
+		require.NoError(t, err)
+		require.NotNil(t, acl)
+		assert.True(t, acl.Allow("dev1", "", "dev1/status", Write))
+		assert.False(t, acl.Allow("$SYS", "", "$SYS/broker/uptime", Write))
+		assert.False(t, acl.Allow("$SYS", "", "$SYS/#", Read))
+	})
 
 	t.Run("wildcards skip $ topics", func(t *testing.T) {
 		acl, err := ParseACL(strings.NewReader("read #\nread +/status\nreadwrite $SYS/broker/#\n"))
