@@ -49,7 +49,10 @@ type Result struct {
 	BrokerRSSBefore  int64   `json:"broker_rss_before,omitempty"`
 	BrokerRSSAfter   int64   `json:"broker_rss_after,omitempty"`
 	BrokerRSSPerConn float64 `json:"broker_rss_per_conn,omitempty"`
-	LoadgenRSS       int64   `json:"loadgen_rss"`
+	// LoadgenRSS is the VmRSS of the process that ran Run, read after the
+	// load: the load generator and anything else in that process (under
+	// make bench, the bench driver and its earlier runs' garbage too).
+	LoadgenRSS int64 `json:"loadgen_rss"`
 	// ListenOverflows is how many SYNs the machine dropped on full accept
 	// queues during the run (all listeners, from /proc/net/netstat).
 	ListenOverflows int64 `json:"listen_overflows"`
