@@ -8,7 +8,7 @@ MODULES := ch01-intro ch02-concurrency ch03-networking ch04-tuning ch05-edge cap
 # with floodgate/, so this pattern covers the whole workspace.
 PKGS    := floodgate/...
 
-.PHONY: help test fmt vet verify race lab capstone tidy tune generate bench
+.PHONY: help test fmt vet verify race lab capstone tidy tune generate compat bench
 
 help:
 	@echo "make test      everything CI checks: gofmt, vet (both builds), wb verify, -race tests"
@@ -17,6 +17,7 @@ help:
 	@echo "make tune      which limits of this machine cap the connection count, and how to raise them"
 	@echo "make bench     Floodgate vs mosquitto vs mochi-mqtt, side by side (QUICK=1: a 30-second smoke run)"
 	@echo "make tidy      check that every module's go.mod is tidy on its own"
+	@echo "make compat    vet both builds with Go $(OLDEST_GO), the oldest Go the README promises"
 	@echo "make generate  regenerate ch05-edge/03-grpc's gRPC code (needs protoc)"
 
 test: fmt vet verify race
@@ -49,6 +50,13 @@ tune:
 # BENCH_FLAGS passes more flags (go run ... bench -h lists them).
 bench:
 	$(GO) run $(TAGS) floodgate/tools/cmd/bench $(if $(QUICK),-quick) $(BENCH_FLAGS)
+
+# The README promises Go 1.25 or newer: vet both builds with that toolchain
+# (the go command fetches it from the module proxy on first use).
+OLDEST_GO := go1.25.5
+compat:
+	GOTOOLCHAIN=$(OLDEST_GO) $(GO) vet $(PKGS)
+	GOTOOLCHAIN=$(OLDEST_GO) $(GO) vet $(TAGS) $(PKGS)
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "go.mod of $$m is not tidy"; exit 1; }; done; echo "tidy: ok"
