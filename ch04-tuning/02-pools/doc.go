@@ -158,8 +158,10 @@ var ErrUnexpectedData = errors.New("pools: idle connection has unread data")
 // Unix it makes one non-blocking read(2) on the file descriptor. A read with
 // a deadline already in the past would not do: Go's poller returns the
 // timeout before it ever reads the socket, so it would report every TCP
-// connection alive, closed or not. Other connections (net.Pipe, wrappers)
-// get exactly that read with a past deadline, which they answer honestly.
+// connection alive, closed or not. Other connections get that read with a
+// past deadline all the same: net.Pipe answers it honestly, but a wrapper
+// that hides its socket (a *tls.Conn, say) can only be reported alive, so
+// give such a pool a Check of its own.
 func CheckAlive(c net.Conn) error {
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
