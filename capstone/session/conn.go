@@ -6,10 +6,13 @@
 // (State). The broker's registry of sessions, takeover and expiry sit behind
 // the Hub interface.
 //
-// A Conn runs on two goroutines: the engine's, which reads and handles
-// packets (Serve), and a writer that Serve starts and stops, which drains
-// the connection's bounded outbound queue (floodgate/capstone/queue). Any
-// goroutine may hand the Conn a packet (it never blocks) or Kill it.
+// One state machine serves both connection engines. The goroutine engine
+// makes a Conn with NewConn and runs Serve: a reader loop on the engine's
+// goroutine, and a writer that Serve starts and stops, which drains the
+// connection's bounded outbound queue (floodgate/capstone/queue). An event
+// loop makes a Conn with NewDriven and drives it with bytes as they arrive
+// (see driven.go): Connect, Feed, Output, Finish. Either way any goroutine
+// may hand the Conn a packet (it never blocks) or Kill it.
 package session
 
 import (
@@ -168,6 +171,13 @@ type Conn struct {
 	lim       admission.Limits
 	inAliases map[uint16]string // reader goroutine only
 	outAlias  map[string]uint16 // writer goroutine only
+
+	// Driven (event-loop) Conns only; nil nc.
+	wake      func() // told of output and of Kill; never blocks
+	early     []byte // a refusal written before the session exists (Connect, then Output)
+	connected bool   // Connect succeeded (loop side, after Connect returned)
+	graceful  bool   // the client's DISCONNECT discards the will (Feed)
+	closing   bool   // Output has reported the end
 }
 
 // NewConn returns a connection on nc. refuse is the admission verdict on the
@@ -218,8 +228,13 @@ func (c *Conn) Kill(code mqtt.ReasonCode, reason string) {
 		// Cut short a write stuck on a client that does not read, and
 		// wake the reader (it may be waiting for a CONNECT, with no writer
 		// yet to close the socket).
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = c.nc.SetReadDeadline(time.Now())
+		if c.nc != nil {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = c.nc.SetReadDeadline(time.Now())
+		}
+		if c.wake != nil {
+			c.wake()
+		}
 	})
 }
 
@@ -229,6 +244,9 @@ func (c *Conn) send(p mqtt.Packet) {
 	switch err := c.out.Push(p); {
 	case err == nil:
 		c.cfg.QueueDepth(1, c.out.Len())
+		if c.wake != nil {
+			c.wake()
+		}
 	case errors.Is(err, queue.ErrFull):
 		c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
 	}
@@ -288,30 +306,37 @@ func (c *Conn) readLoop() (graceful bool) {
 		if err == nil {
 			continue
 		}
-		var ce *closeErr
-		var ne net.Error
-		switch {
-		case errors.Is(err, errDisconnect):
-			c.Kill(0, ReasonNormal)
-			return true
-		case errors.Is(err, errDisconnectWithWill):
-			c.Kill(0, ReasonNormal)
-			return false
-		case errors.As(err, &ce):
-			c.Kill(ce.code, ce.reason)
-		case c.Reason() != "":
-			// Killed from elsewhere (takeover, slow consumer, shutdown).
-		case errors.As(err, &ne) && ne.Timeout():
-			c.Kill(mqtt.KeepAliveTimeout, ReasonKeepAlive)
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-			c.Kill(0, ReasonEOF)
-		default:
-			code := mqtt.CodeOf(err)
-			c.Kill(code, reasonOf(code))
-		}
-		c.cfg.Logger.Debug("connection ends", "client", c.id, "reason", c.killWhy, "err", err)
-		return false
+		return c.end(err)
 	}
+}
+
+// end kills the connection for err, the error that ended its reads or its
+// handling of a packet, with the matching reason; it reports whether the
+// client ended it with a DISCONNECT that discards the will.
+func (c *Conn) end(err error) (graceful bool) {
+	var ce *closeErr
+	var ne net.Error
+	switch {
+	case errors.Is(err, errDisconnect):
+		c.Kill(0, ReasonNormal)
+		return true
+	case errors.Is(err, errDisconnectWithWill):
+		c.Kill(0, ReasonNormal)
+		return false
+	case errors.As(err, &ce):
+		c.Kill(ce.code, ce.reason)
+	case c.Reason() != "":
+		// Killed from elsewhere (takeover, slow consumer, shutdown).
+	case errors.As(err, &ne) && ne.Timeout():
+		c.Kill(mqtt.KeepAliveTimeout, ReasonKeepAlive)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		c.Kill(0, ReasonEOF)
+	default:
+		code := mqtt.CodeOf(err)
+		c.Kill(code, reasonOf(code))
+	}
+	c.cfg.Logger.Debug("connection ends", "client", c.id, "reason", c.killWhy, "err", err)
+	return false
 }
 
 // reasonOf names the counter of a codec error's reason code.
@@ -423,6 +448,10 @@ func (c *Conn) encode(buf []byte, p mqtt.Packet) []byte {
 func (c *Conn) writeNow(p mqtt.Packet, v mqtt.Version) {
 	buf, err := p.AppendTo(nil, v)
 	if err != nil {
+		return
+	}
+	if c.nc == nil {
+		c.early = append(c.early, buf...)
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))

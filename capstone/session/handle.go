@@ -25,24 +25,45 @@ var (
 func (c *Conn) connect() error {
 	// A slowloris peer gets ConnectTimeout for its whole CONNECT; a
 	// connection admission has refused gets at most a second to hear why.
-	d := c.cfg.ConnectTimeout
-	if c.refuse != mqtt.Success {
-		d = min(d, time.Second)
-	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.ConnectTimeout()))
 	h, body, err := c.r.Next()
 	if err != nil {
-		var ne net.Error
-		switch {
-		case errors.As(err, &ne) && ne.Timeout():
-			return closeWith(0, ReasonConnectTimeout)
-		case errors.Is(err, mqtt.ErrPacketTooLarge):
-			return closeWith(mqtt.PacketTooLarge, ReasonTooLarge)
-		case errors.Is(err, mqtt.ErrMalformed):
-			return closeWith(mqtt.MalformedPacket, ReasonMalformed)
-		}
-		return closeWith(0, ReasonEOF)
+		return connectReadErr(err)
 	}
+	err = c.connectPacket(h, body)
+	if err == nil {
+		c.r.SetVersion(c.version)
+	}
+	return err
+}
+
+// ConnectTimeout is how long the connection may take to send its CONNECT:
+// Config.ConnectTimeout, or at most a second for a connection admission
+// refused (it only has to hear why).
+func (c *Conn) ConnectTimeout() time.Duration {
+	if c.refuse != mqtt.Success {
+		return min(c.cfg.ConnectTimeout, time.Second)
+	}
+	return c.cfg.ConnectTimeout
+}
+
+// connectReadErr maps an error reading the first packet to its reason.
+func connectReadErr(err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return closeWith(0, ReasonConnectTimeout)
+	case errors.Is(err, mqtt.ErrPacketTooLarge):
+		return closeWith(mqtt.PacketTooLarge, ReasonTooLarge)
+	case errors.Is(err, mqtt.ErrMalformed):
+		return closeWith(mqtt.MalformedPacket, ReasonMalformed)
+	}
+	return closeWith(0, ReasonEOF)
+}
+
+// connectPacket handles the first packet, which must be a CONNECT: on
+// success the Conn has its session (c.st) and a CONNACK queued.
+func (c *Conn) connectPacket(h mqtt.FixedHeader, body []byte) error {
 	if h.Type != mqtt.CONNECT {
 		// [MQTT-3.1.0-1] the first packet must be CONNECT.
 		return closeWith(mqtt.ProtocolError, ReasonNotConnect)
@@ -65,7 +86,6 @@ func (c *Conn) connect() error {
 		return closeWith(mqtt.CodeOf(err), reasonOf(mqtt.CodeOf(err)))
 	}
 	c.version = cp.Version
-	c.r.SetVersion(cp.Version)
 	refuse := func(code mqtt.ReasonCode, reason string) error {
 		// [MQTT-3.2.2-6] a refusing CONNACK has Session Present 0, and
 		// [MQTT-3.2.2-7] the server closes the connection after it.

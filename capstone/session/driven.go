@@ -1,0 +1,177 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	mqtt "floodgate/ch03-networking/03-mqtt"
+)
+
+// The driven side of a Conn: an event loop (floodgate/capstone/engine's
+// epoll engine) owns the socket and calls these methods from its one
+// goroutine, except Connect, which it may run elsewhere since it can block.
+// The state machine is the goroutine engine's: connectPacket, handle and end.
+//
+// The loop's order: Split the first packet and run Connect with its body; on
+// success Feed every later byte; whenever wake has been called, write what
+// Output returns (until Output reports the end); then close the socket and
+// call Finish, once, after Connect has returned.
+
+// NewDriven returns a Conn with no net.Conn, for an event loop. refuse is
+// the admission verdict (Success, or the code its CONNACK must carry). wake
+// is called, from any goroutine and possibly with a session's lock held,
+// each time the Conn has output to write or has been killed; it must not
+// block and must not call back into the Conn.
+func NewDriven(cfg *Config, hub Hub, refuse mqtt.ReasonCode, wake func()) *Conn {
+	c := NewConn(cfg, hub, nil, refuse)
+	c.r, c.wake = nil, wake
+	return c
+}
+
+// MaxPacketSize is the inbound packet size limit.
+func (c *Conn) MaxPacketSize() int { return c.cfg.MaxPacketSize }
+
+// KeepAlive returns how long the connection may stay silent after CONNECT
+// before it is closed, one and a half times the keepalive
+// [MQTT-3.1.2-24]; 0: no limit.
+func (c *Conn) KeepAlive() time.Duration {
+	return time.Duration(c.keepAlive) * 1500 * time.Millisecond
+}
+
+// Split finds the first whole packet in b. It returns its header, its body
+// (a sub-slice of b) and the bytes it used, or an error wrapping
+// io.ErrUnexpectedEOF when b holds only part of it, or the codec's error
+// for a bad or oversized header.
+func Split(b []byte, maxSize int) (mqtt.FixedHeader, []byte, int, error) {
+	h, hl, err := mqtt.ParseHeader(b, maxSize)
+	if err != nil {
+		return h, nil, 0, err
+	}
+	end := hl + int(h.RemainingLength)
+	if end > len(b) {
+		return h, nil, 0, fmt.Errorf("split: %s body: %w", h.Type, io.ErrUnexpectedEOF)
+	}
+	return h, b[hl:end], end, nil
+}
+
+// Connect handles the CONNECT (h and body; the caller must not change body
+// before Connect returns). On success the Conn is attached to its session, with
+// its CONNACK queued. On failure it has been killed with the reason, and
+// Output holds the refusal to write, if any. Connect may block (a
+// credentials check, waiting for a taken-over connection to finish), so an
+// event loop runs it off the loop; it must not run twice.
+func (c *Conn) Connect(h mqtt.FixedHeader, body []byte) error {
+	if err := c.connectPacket(h, body); err != nil {
+		c.Fail(err)
+		return err
+	}
+	c.st.attach(c)
+	c.connected = true
+	return nil
+}
+
+// Fail ends the connection for err: a read error (io.EOF for a peer that
+// closed), a timeout before CONNECT, or the error Split or Connect
+// returned.
+func (c *Conn) Fail(err error) {
+	if c.st == nil {
+		var ce *closeErr
+		if !errors.As(err, &ce) {
+			err = connectReadErr(err)
+			errors.As(err, &ce)
+		}
+		c.Kill(0, ce.reason)
+		return
+	}
+	c.graceful = c.end(err)
+}
+
+// Feed handles the whole packets at the front of b, after a successful
+// Connect, and returns how many bytes it used; the rest is a partial packet
+// to feed again with more bytes behind it. An error means the connection
+// has ended (it has been killed with the reason): stop feeding it. Packets
+// decoded keep no reference to b.
+func (c *Conn) Feed(b []byte) (int, error) {
+	used := 0
+	for c.Reason() == "" {
+		h, body, n, err := Split(b[used:], c.cfg.MaxPacketSize)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return used, nil
+		}
+		var p mqtt.Packet
+		if err == nil {
+			used += n
+			p, err = mqtt.DecodePacket(h, body, c.version)
+		}
+		if err == nil {
+			err = c.handle(p)
+		}
+		if err != nil {
+			c.graceful = c.end(err)
+			return used, err
+		}
+	}
+	return used, errKilled
+}
+
+var errKilled = errors.New("session: connection killed")
+
+// Output appends to dst what the loop must write now: a refusal from
+// Connect, the queued packets, encoded, and, once the Conn has been killed,
+// a 5.0 client's DISCONNECT; end reports that: write dst, then close the
+// socket (with no linger for a slow consumer: see Reason). After end, Output
+// returns nothing more.
+func (c *Conn) Output(dst []byte) (out []byte, end bool) {
+	if c.closing {
+		return dst, true
+	}
+	dst = append(dst, c.early...)
+	c.early = nil
+	killed := c.Reason() != ""
+	if killed && c.killWhy == ReasonSlowConsumer {
+		c.closing = true
+		return dst, true
+	}
+	items := c.out.Drain(nil)
+	if len(items) > 0 {
+		c.cfg.QueueDepth(-len(items), 0)
+	}
+	for _, p := range items {
+		dst = c.encode(dst, p)
+	}
+	if !killed {
+		return dst, false
+	}
+	c.closing = true
+	// [MQTT-3.14.0-1] only a 5.0 server sends DISCONNECT.
+	if c.connected && c.version == mqtt.V5 && c.killCode != 0 {
+		if b, err := (&mqtt.Disconnect{ReasonCode: c.killCode}).AppendTo(dst, mqtt.V5); err == nil {
+			dst = b
+		}
+	}
+	return dst, true
+}
+
+// Finish ends a driven Conn after its socket is closed: the session is
+// detached and the broker told (with the will unless a DISCONNECT discarded
+// it), and Done is closed. Call it once, after Connect (if it ran) returned.
+func (c *Conn) Finish() {
+	defer close(c.done)
+	if c.Reason() == "" {
+		c.Kill(0, ReasonEOF)
+	}
+	if n := len(c.out.Drain(nil)); n > 0 {
+		c.cfg.QueueDepth(-n, 0) // discarded
+	}
+	if !c.connected {
+		return
+	}
+	c.st.detach(c)
+	will := c.will
+	if c.graceful {
+		will = nil // [MQTT-3.1.2-10] DISCONNECT removes the will
+	}
+	c.hub.Closed(c, c.st, will)
+}
