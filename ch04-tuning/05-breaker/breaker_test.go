@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -208,6 +209,17 @@ func TestTask1_StateMachine(t *testing.T) {
 		require.NoError(t, err)
 		require.Panics(t, func() { _ = b.Execute(func() error { panic("boom") }) })
 		require.Equal(t, Open, b.State())
+	})
+	t.Run("runtime.Goexit counts as a failure", func(t *testing.T) {
+		b, err := New(Config{ConsecutiveFailures: 1})
+		require.NoError(t, err)
+		exited := make(chan struct{})
+		go func() {
+			defer close(exited)
+			_ = b.Execute(func() error { runtime.Goexit(); return nil })
+		}()
+		<-exited
+		require.Equal(t, Open, b.State(), "a call that never returned is not a success")
 	})
 	t.Run("same answers as gobreaker", func(t *testing.T) {
 		for seed := range uint64(4) {

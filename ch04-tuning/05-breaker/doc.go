@@ -206,20 +206,30 @@ func (b *Breaker) Allow() (done func(err error), err error) {
 
 // Execute runs fn if the breaker lets it through and returns fn's error, or
 // the breaker's error without running fn. A panic in fn counts as a failure
-// and is re-raised.
+// and is re-raised; so does a runtime.Goexit (t.FailNow in a test), which
+// then goes on unwinding.
 func (b *Breaker) Execute(fn func() error) (err error) {
 	t, err := b.start()
 	if err != nil {
 		return err
 	}
+	returned := false
 	defer func() {
-		if p := recover(); p != nil {
-			b.finish(t, fmt.Errorf("panic: %v", p))
-			panic(p)
+		if returned {
+			b.finish(t, err)
+			return
 		}
-		b.finish(t, err)
+		p := recover() // nil for runtime.Goexit
+		if p == nil {
+			b.finish(t, errors.New("runtime.Goexit"))
+			return
+		}
+		b.finish(t, fmt.Errorf("panic: %v", p))
+		panic(p)
 	}()
-	return fn()
+	err = fn()
+	returned = true
+	return err
 }
 
 // start runs before under the lock, then tells any state change.
