@@ -20,6 +20,9 @@ func benchBroker(b *testing.B, cfg Config) string {
 	if cfg.SysInterval == 0 {
 		cfg.SysInterval = -1
 	}
+	if cfg.Engine == "" {
+		cfg.Engine = testEngine
+	}
 	br, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)

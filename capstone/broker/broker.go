@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,21 @@ type Config struct {
 	// Metrics, if set, receives the broker's Prometheus figures (the ops
 	// package serves them). Default: none; Counts works either way.
 	Metrics *ops.Metrics
+	// Engine is the connection engine for plain TCP: EngineGoroutine (the
+	// default: one reader goroutine per connection, portable) or
+	// EngineEpoll (Linux event loops; see engine.ServeEpoll). TLS and
+	// WebSocket connections always use the goroutine engine.
+	Engine string
+	// Epoll tunes the epoll engine (loops, buffer size, timing wheel);
+	// the zero value works. Its WriteTimeout defaults to the session's.
+	Epoll engine.EpollConfig
 }
+
+// The connection engines Config.Engine names.
+const (
+	EngineGoroutine = "goroutine"
+	EngineEpoll     = "epoll"
+)
 
 // Broker is an MQTT 3.1.1 and 5.0 broker. Make it with New, then Serve
 // listeners (or ServeConn single connections) until their context ends.
@@ -107,6 +122,15 @@ func New(cfg Config) (*Broker, error) {
 	if b.cfg.SysInterval == 0 {
 		b.cfg.SysInterval = DefaultSysInterval
 	}
+	switch cfg.Engine {
+	case "", EngineGoroutine:
+	case EngineEpoll:
+		if runtime.GOOS != "linux" {
+			return nil, fmt.Errorf("new broker: %w: engine %q: %w", ErrBadConfig, cfg.Engine, engine.ErrEpollUnsupported)
+		}
+	default:
+		return nil, fmt.Errorf("new broker: %w: engine %q: want %q or %q", ErrBadConfig, cfg.Engine, EngineGoroutine, EngineEpoll)
+	}
 	cfg.Admission.OnRefuse = b.refused
 	adm, err := admission.New(cfg.Admission)
 	if err != nil {
@@ -135,11 +159,57 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Serve runs the goroutine engine on ln until ctx is done; see engine.Serve.
+// Serve runs the configured engine on ln until ctx is done; see
+// engine.Serve and engine.ServeEpoll (used only for a *net.TCPListener).
 // Each connection is killed with 0x8B Server shutting down (a DISCONNECT for
 // a 5.0 client) when ctx ends, and Serve returns once all have ended.
 func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
+	if _, ok := ln.(*net.TCPListener); ok && b.cfg.Engine == EngineEpoll {
+		return b.serveEpoll(ctx, ln)
+	}
 	return engine.Serve(ctx, ln, b.ServeConn)
+}
+
+// serveEpoll runs the epoll engine on ln.
+func (b *Broker) serveEpoll(ctx context.Context, ln net.Listener) error {
+	cfg := b.cfg.Epoll
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = b.cfg.Session.WriteTimeout
+	}
+	if m := b.metrics; m != nil && cfg.OnBytes == nil {
+		cfg.OnBytes = func(in, out int) {
+			if in > 0 {
+				m.BytesIn.Add(float64(in))
+			}
+			if out > 0 {
+				m.BytesOut.Add(float64(out))
+			}
+		}
+	}
+	return engine.ServeEpoll(ctx, ln, cfg, b.newDriven)
+}
+
+// newDriven makes the session of a connection the epoll engine accepted:
+// ServeConn's admission and counting, without a goroutine.
+func (b *Broker) newDriven(wake func()) (*session.Conn, func()) {
+	code, release := b.adm.Accept(time.Now())
+	m := b.metrics
+	if code == mqtt.Success {
+		b.Count("connections_accepted")
+		if m != nil {
+			m.ConnectionsAccepted.Inc()
+			m.ConnectionsCurrent.Inc()
+		}
+	}
+	cfg := b.cfg.Session
+	c := session.NewDriven(&cfg, b, code, wake)
+	return c, func() {
+		release()
+		if m != nil && code == mqtt.Success {
+			m.ConnectionsCurrent.Dec()
+		}
+		b.gauges()
+	}
 }
 
 // ServeConn serves one connection, of any kind, in the caller's goroutine
@@ -468,7 +538,11 @@ func (b *Broker) Run(ctx context.Context, ready func(map[string]net.Addr)) error
 	}
 	stop := context.AfterFunc(ctx, b.Shutdown)
 	defer stop()
-	err = set.Serve(ctx, b.ServeConn)
+	var tcp func(context.Context, net.Listener) error
+	if b.cfg.Engine == EngineEpoll {
+		tcp = b.serveEpoll
+	}
+	err = set.ServeWith(ctx, b.ServeConn, tcp)
 	cancel()
 	wg.Wait()
 	b.log.Info("stopped", "sessions", b.Sessions())

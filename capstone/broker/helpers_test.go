@@ -22,6 +22,9 @@ const wait = 5 * time.Second
 // startBroker serves a new broker on 127.0.0.1:0 until the test ends.
 func startBroker(t *testing.T, cfg Config) (*Broker, string) {
 	t.Helper()
+	if cfg.Engine == "" {
+		cfg.Engine = testEngine
+	}
 	b, err := New(cfg)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -20,7 +20,7 @@ import (
 // context ends, 5.0 clients get DISCONNECT 0x8B Server shutting down and Run
 // returns nil.
 func TestRun_WebSocketAndGracefulShutdown(t *testing.T) {
-	b, err := New(Config{Listeners: listeners.Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}})
+	b, err := New(Config{Engine: testEngine, Listeners: listeners.Config{TCP: "127.0.0.1:0", WS: "127.0.0.1:0"}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -61,7 +61,7 @@ func TestRun_BindErrorNamesListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	b, err := New(Config{Listeners: listeners.Config{TCP: ln.Addr().String(), WS: listeners.Off}})
+	b, err := New(Config{Engine: testEngine, Listeners: listeners.Config{TCP: ln.Addr().String(), WS: listeners.Off}})
 	require.NoError(t, err)
 	err = b.Run(context.Background(), nil)
 	require.Error(t, err)

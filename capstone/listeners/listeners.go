@@ -111,6 +111,13 @@ func (s *Set) Addrs() map[string]net.Addr {
 // stops the others), then waits for every connection's handler to return.
 // It returns the first error, or nil after ctx ended.
 func (s *Set) Serve(ctx context.Context, h engine.Handler) error {
+	return s.ServeWith(ctx, h, nil)
+}
+
+// ServeWith is Serve with the plain TCP listener served by tcp instead, if
+// tcp is not nil (the broker's epoll engine); tcp must close it and return
+// once ctx is done.
+func (s *Set) ServeWith(ctx context.Context, h engine.Handler, tcp func(context.Context, net.Listener) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -125,8 +132,11 @@ func (s *Set) Serve(ctx context.Context, h engine.Handler) error {
 			}
 		}()
 	}
+	if s.tcp != nil && tcp != nil {
+		run(func() error { return tcp(ctx, s.tcp) })
+	}
 	for _, ln := range []net.Listener{s.tcp, s.tls} {
-		if ln != nil {
+		if ln != nil && (ln != s.tcp || tcp == nil) {
 			run(func() error { return engine.Serve(ctx, ln, h) })
 		}
 	}

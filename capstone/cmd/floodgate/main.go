@@ -67,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		sinkHook   = fs.String("sink-webhook", "", "send sink batches to this URL instead of the file")
 		sinkSpool  = fs.String("sink-spool", "", "the sink's spool directory while it is down (default under $TMPDIR)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+		engineName = fs.String("engine", broker.EngineGoroutine, "connection engine for plain TCP: goroutine (portable) or epoll (Linux event loops)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			TLSOptions: auth.TLSOptions{CertFile: *tlsCert, KeyFile: *tlsKey, ClientCAFile: *tlsCA}},
 		Logger:  log,
 		Metrics: metrics,
+		Engine:  *engineName,
 	}
 	if *storeFile != "" {
 		st, err := store.Open(*storeFile, store.Options{Timeout: time.Second})

@@ -48,6 +48,9 @@ func TestRun_BadConfig(t *testing.T) {
 
 	err = run([]string{"-log-level", "loud"}, &out, &errb)
 	require.Error(t, err)
+	err = run([]string{"-engine", "kqueue", "-tcp", "127.0.0.1:0", "-ws", "off", "-ops", "off"}, &out, &errb)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `engine "kqueue"`)
 	err = run([]string{"-tls", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-ws", "off", "-ops", "off"}, &out, &errb)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "TLS")

@@ -1,0 +1,707 @@
+//go:build linux
+
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"floodgate/capstone/session"
+	mqtt "floodgate/ch03-networking/03-mqtt"
+	"golang.org/x/sys/unix"
+)
+
+// ServeEpoll accepts connections on ln, a TCP listener, with cfg.Loops event
+// loops (chapter 3's 02-epoll, grown up) until ctx is done; then every
+// connection is killed with 0x8B Server shutting down, written what it has
+// queued (for at most a second), and closed, and ServeEpoll returns nil once
+// all have ended, or the first loop error. It closes ln.
+//
+// Each loop has its own epoll set and accepts for itself: the listener sits
+// in every set with EPOLLEXCLUSIVE, so a new connection wakes one loop, and
+// stays with it. A loop owns its connections outright: only its goroutine
+// reads, writes or closes them. Anyone else (a publisher's loop delivering a
+// message, a takeover, the slow-consumer policy) reaches a connection
+// through its session.Conn, whose wake puts it on the loop's ready list and
+// wakes the loop with an eventfd. An idle connection has no goroutine, no
+// buffer and no timer: a small struct, its session, and a place in the
+// loop's timing wheel when it has a keepalive. The one goroutine a
+// connection ever gets is the one its CONNECT runs on, because that can
+// block (bcrypt, waiting for a taken-over session).
+func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn NewConn) error {
+	defer ln.Close()
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return fmt.Errorf("engine: epoll on %s: want a TCP listener, have %T", ln.Addr(), ln)
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	cfg.ReadBufferSize = cmpOr(cfg.ReadBufferSize, DefaultReadBufferSize)
+	cfg.MaxEvents = cmpOr(cfg.MaxEvents, DefaultMaxEvents)
+	cfg.Tick = cmpOr(cfg.Tick, DefaultTick)
+	cfg.WriteTimeout = cmpOr(cfg.WriteTimeout, 10*time.Second)
+	if cfg.OnBytes == nil {
+		cfg.OnBytes = func(int, int) {}
+	}
+	// A duplicate of the listener's descriptor: the same socket, already
+	// non-blocking, that the loops accept on without Go's poller.
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("engine: epoll on %s: %w", ln.Addr(), err)
+	}
+	lfd := -1
+	if cerr := rc.Control(func(fd uintptr) {
+		lfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); cerr != nil || err != nil {
+		return fmt.Errorf("engine: epoll on %s: dup: %w", ln.Addr(), errors.Join(cerr, err))
+	}
+	defer unix.Close(lfd)
+
+	loops := make([]*loop, 0, cfg.Loops)
+	defer func() {
+		for _, l := range loops {
+			l.closeFDs()
+		}
+	}()
+	for range cfg.Loops {
+		l, err := newLoop(cfg, lfd, newConn)
+		if err != nil {
+			return fmt.Errorf("engine: epoll on %s: %w", ln.Addr(), err)
+		}
+		loops = append(loops, l)
+	}
+	stopAll := func() {
+		for _, l := range loops {
+			l.requestStop()
+		}
+	}
+	stop := context.AfterFunc(ctx, stopAll)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make([]error, len(loops))
+	for i, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = l.run(); errs[i] != nil {
+				stopAll()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Events a connection is registered for: reading (with EPOLLRDHUP for a
+// peer that shut down its side), and writing while bytes wait.
+const (
+	evRead  = unix.EPOLLIN | unix.EPOLLRDHUP
+	evWrite = unix.EPOLLOUT
+)
+
+// A connection's phases.
+const (
+	waitConnect = iota // reading the CONNECT
+	connecting         // Connect running on its goroutine; fd out of the set
+	open               // fed packets
+)
+
+// econn is one connection: everything here but queued and connDone belongs
+// to the loop's goroutine (the connecting goroutine writes connErr, then
+// connDone under l.mu, then posts the econn).
+type econn struct {
+	timed
+	l        *loop
+	fd       int
+	s        *session.Conn
+	release  func()
+	phase    int
+	connDone bool   // guarded by l.mu: Connect has returned
+	connErr  error  // written before connDone
+	in       []byte // a partial packet; nil when none
+	out      []byte // bytes the socket did not take yet; nil when none
+	events   uint32 // registered now; 0: not in the set
+	ending   bool   // Output reported the end: close once out is written
+	closed   bool
+	readDL   time.Time // CONNECT or keepalive deadline; zero: none
+	writeDL  time.Time // set while out holds bytes
+	queued   bool      // on l.ready; guarded by l.mu
+}
+
+func (c *econn) deadline() time.Time {
+	if c.writeDL.IsZero() || (!c.readDL.IsZero() && c.readDL.Before(c.writeDL)) {
+		return c.readDL
+	}
+	return c.writeDL
+}
+
+// expire runs when a deadline has passed.
+func (c *econn) expire(now time.Time) {
+	l := c.l
+	switch {
+	case !c.writeDL.IsZero() && !now.Before(c.writeDL):
+		c.s.Kill(0, session.ReasonWriteError)
+		l.closeConn(c)
+	case c.ending:
+		l.closeConn(c)
+	case c.phase == waitConnect:
+		c.s.Kill(0, session.ReasonConnectTimeout) // slowloris
+		l.flush(c)
+	case c.phase == open:
+		// [MQTT-3.1.2-24] one and a half keepalives of silence.
+		c.s.Kill(mqtt.KeepAliveTimeout, session.ReasonKeepAlive)
+		c.readDL = time.Time{}
+		l.flush(c)
+	}
+}
+
+// loop is one event loop. Everything but mu's fields belongs to the
+// goroutine in run.
+type loop struct {
+	cfg     EpollConfig
+	newConn NewConn
+	epfd    int
+	efd     int // eventfd: wakes epoll_wait for the ready list and for stop
+	lfd     int
+	// listening: lfd is in the set. accept takes it out on EMFILE (the
+	// level-triggered listener would wake the loop in a spin) and a close
+	// or the next tick puts it back.
+	listening  bool
+	conns      map[int]*econn
+	buf, wbuf  []byte   // the shared read buffer, and scratch for encoding
+	free       [][]byte // small partial-packet buffers to reuse
+	wheel      *wheel
+	connecting int // Connect goroutines running
+	stopping   bool
+	cwg        sync.WaitGroup
+
+	mu     sync.Mutex
+	ready  []*econn // guarded by mu: connections to service
+	woken  bool     // guarded by mu: efd written since the last drain
+	stop   bool     // guarded by mu
+	exited bool     // guarded by mu: efd is closed, post does nothing
+}
+
+func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
+	l := &loop{cfg: cfg, newConn: newConn, lfd: lfd, epfd: -1, efd: -1, conns: make(map[int]*econn),
+		buf: make([]byte, cfg.ReadBufferSize), wheel: newWheel(cfg.Tick, DefaultWheelSlots, time.Now())}
+	var err error
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if l.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := l.ctl(unix.EPOLL_CTL_ADD, l.efd, unix.EPOLLIN); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	}
+	if err := l.listen(); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll_ctl listener: %w", err)
+	}
+	return l, nil
+}
+
+func (l *loop) ctl(op, fd int, events uint32) error {
+	return unix.EpollCtl(l.epfd, op, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+}
+
+func (l *loop) listen() error {
+	err := l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+	l.listening = err == nil
+	return err
+}
+
+func (l *loop) unlisten() {
+	if l.listening {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
+		l.listening = false
+	}
+}
+
+// closeFDs closes the loop's own descriptors, once run has returned (or
+// never ran).
+func (l *loop) closeFDs() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.exited {
+		return
+	}
+	l.exited = true
+	if l.efd >= 0 {
+		unix.Close(l.efd)
+	}
+	if l.epfd >= 0 {
+		unix.Close(l.epfd)
+	}
+}
+
+// post puts c on the ready list and wakes the loop. Any goroutine; never
+// blocks.
+func (l *loop) post(c *econn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.exited {
+		return
+	}
+	if !c.queued {
+		c.queued = true
+		l.ready = append(l.ready, c)
+	}
+	l.wakeLocked()
+}
+
+func (l *loop) wakeLocked() {
+	if !l.woken {
+		l.woken = true
+		one := [8]byte{1}
+		_, _ = unix.Write(l.efd, one[:])
+	}
+}
+
+func (l *loop) requestStop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.exited {
+		l.stop = true
+		l.wakeLocked()
+	}
+}
+
+// run is the loop: wait, dispatch events, service the ready list, advance
+// the wheel. After a stop it kills every connection and returns once all
+// are closed.
+func (l *loop) run() error {
+	defer l.cwg.Wait()
+	events := make([]unix.EpollEvent, l.cfg.MaxEvents)
+	var batch []*econn
+	tickMS := int(max(l.cfg.Tick/time.Millisecond, 1))
+	for {
+		timeout := -1
+		if l.wheel.n > 0 || !l.listening && !l.stopping {
+			timeout = tickMS
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			l.shutdown()
+			return fmt.Errorf("engine: epoll_wait: %w", err)
+		}
+		for _, ev := range events[:max(n, 0)] {
+			l.dispatch(ev)
+		}
+		l.mu.Lock()
+		batch = append(batch[:0], l.ready...)
+		clear(l.ready)
+		l.ready = l.ready[:0]
+		for _, c := range batch {
+			c.queued = false
+		}
+		stop := l.stop
+		l.mu.Unlock()
+		for _, c := range batch {
+			l.service(c)
+		}
+		clear(batch)
+		now := time.Now()
+		l.wheel.advance(now)
+		if stop && !l.stopping {
+			l.stopping = true
+			l.unlisten()
+			for _, c := range l.conns {
+				c.s.Kill(mqtt.ServerShuttingDown, session.ReasonShutdown)
+			}
+		}
+		if l.stopping && len(l.conns) == 0 && l.connecting == 0 {
+			return nil
+		}
+		if !l.listening && !l.stopping {
+			_ = l.listen() // after EMFILE: try again
+		}
+	}
+}
+
+// shutdown closes every connection at once, after a loop failure.
+func (l *loop) shutdown() {
+	l.unlisten()
+	for _, c := range l.conns {
+		c.s.Kill(mqtt.ServerShuttingDown, session.ReasonShutdown)
+		if c.phase != connecting {
+			l.closeConn(c)
+		}
+	}
+}
+
+func (l *loop) dispatch(ev unix.EpollEvent) {
+	fd := int(ev.Fd)
+	switch fd {
+	case l.efd:
+		var b [8]byte
+		_, _ = unix.Read(l.efd, b[:])
+		l.mu.Lock()
+		l.woken = false
+		l.mu.Unlock()
+		return
+	case l.lfd:
+		l.accept()
+		return
+	}
+	c := l.conns[fd]
+	if c == nil {
+		return
+	}
+	if ev.Events&unix.EPOLLOUT != 0 {
+		l.onWritable(c)
+	}
+	if c.closed || ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		return
+	}
+	if c.ending {
+		if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			l.closeConn(c)
+		}
+		return
+	}
+	l.onReadable(c)
+}
+
+// accept takes up to 64 new connections (the listener is level-triggered:
+// more wake the loop again), each registered for reading, with the CONNECT
+// deadline in the wheel.
+func (l *loop) accept() {
+	now := time.Now()
+	for range 64 {
+		fd, _, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+			continue
+		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+			l.unlisten() // until a descriptor is free
+			return
+		default: // EAGAIN (another loop took it), ENOBUFS...
+			return
+		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // as net does
+		c := &econn{l: l, fd: fd, events: evRead}
+		c.timed = timed{slot: -1, owner: c}
+		c.s, c.release = l.newConn(func() { l.post(c) })
+		if err := l.ctl(unix.EPOLL_CTL_ADD, fd, evRead); err != nil {
+			c.events = 0
+			c.s.Kill(0, session.ReasonEOF)
+			c.closed = true
+			unix.Close(fd)
+			l.finish(c)
+			continue
+		}
+		l.conns[fd] = c
+		c.readDL = now.Add(c.s.ConnectTimeout())
+		l.wheel.schedule(&c.timed, now)
+	}
+}
+
+// onReadable reads once into the shared buffer and feeds what came.
+func (l *loop) onReadable(c *econn) {
+	var n int
+	var err error
+	for {
+		n, err = unix.Read(c.fd, l.buf)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, unix.EAGAIN):
+		return
+	case err == nil && n == 0:
+		err = io.EOF
+	}
+	if err != nil {
+		if c.phase == open && len(c.in) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		c.s.Fail(err)
+		c.in = l.drop(c.in)
+		l.flush(c)
+		return
+	}
+	l.cfg.OnBytes(n, 0)
+	b := l.buf[:n]
+	if len(c.in) > 0 {
+		c.in = append(c.in, b...)
+		b = c.in
+	}
+	l.consume(c, b)
+}
+
+// consume handles b, which is c.in or the shared buffer.
+func (l *loop) consume(c *econn, b []byte) {
+	switch c.phase {
+	case waitConnect:
+		h, body, used, err := session.Split(b, c.s.MaxPacketSize())
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			l.keep(c, b)
+			return
+		}
+		if err != nil {
+			c.s.Fail(err)
+			c.in = l.drop(c.in)
+			l.flush(c)
+			return
+		}
+		body = bytes.Clone(body)
+		l.keep(c, b[used:])
+		// Out of the set while Connect runs: nothing to read until it is
+		// done, and a hang-up would be reported in a spin.
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		c.events = 0
+		c.phase = connecting
+		l.wheel.remove(&c.timed)
+		l.connecting++
+		l.cwg.Add(1)
+		go func() {
+			defer l.cwg.Done()
+			c.connErr = c.s.Connect(h, body)
+			l.mu.Lock()
+			c.connDone = true
+			l.mu.Unlock()
+			l.post(c)
+		}()
+	case open:
+		if ka := c.s.KeepAlive(); ka > 0 {
+			c.readDL = time.Now().Add(ka) // flush moves the wheel entry (O(1))
+		}
+		used, err := c.s.Feed(b)
+		if err != nil {
+			c.in = l.drop(c.in)
+		} else {
+			l.keep(c, b[used:])
+		}
+		l.flush(c)
+	}
+}
+
+// keep makes rest, the unused tail of a read, c's partial packet. An empty
+// rest frees c.in: an idle connection holds no buffer.
+func (l *loop) keep(c *econn, rest []byte) {
+	switch {
+	case len(rest) == 0:
+		c.in = l.drop(c.in)
+	case len(c.in) > 0: // rest is the tail of c.in
+		c.in = c.in[:copy(c.in, rest)]
+	default:
+		var b []byte
+		if k := len(l.free); k > 0 && len(rest) <= cap(l.free[k-1]) {
+			b, l.free = l.free[k-1][:0], l.free[:k-1]
+		}
+		c.in = append(b, rest...)
+	}
+}
+
+const smallBuf = 4 << 10
+
+// drop returns b to the loop's pool of small buffers and returns nil.
+func (l *loop) drop(b []byte) []byte {
+	if b != nil && cap(b) <= smallBuf && len(l.free) < 256 {
+		l.free = append(l.free, b[:0])
+	}
+	return nil
+}
+
+// service handles a post: Connect's result, output, a kill.
+func (l *loop) service(c *econn) {
+	if c.closed {
+		return
+	}
+	if c.phase == connecting {
+		l.mu.Lock()
+		done := c.connDone
+		l.mu.Unlock()
+		if !done {
+			return // killed while Connect runs: handled when it is done
+		}
+		l.connecting--
+		c.phase = open
+		if c.connErr == nil {
+			c.events = evRead
+			if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, evRead); err != nil {
+				c.events = 0
+				c.s.Kill(0, session.ReasonEOF)
+			}
+			now := time.Now()
+			if ka := c.s.KeepAlive(); ka > 0 {
+				c.readDL = now.Add(ka)
+			} else {
+				c.readDL = time.Time{}
+			}
+			l.wheel.schedule(&c.timed, now)
+			if len(c.in) > 0 {
+				l.consume(c, c.in) // what came behind the CONNECT
+				return
+			}
+		}
+	}
+	l.flush(c)
+}
+
+// flush writes what c's session has for it, as far as the socket takes it.
+// While bytes wait for EPOLLOUT, c takes nothing more from its session's
+// queue, which fills up: that is where the slow-consumer policy applies.
+func (l *loop) flush(c *econn) {
+	if c.closed || c.phase == connecting {
+		return
+	}
+	if len(c.out) == 0 && !c.ending {
+		buf, end := c.s.Output(l.wbuf[:0])
+		if cap(buf) <= 1<<20 {
+			l.wbuf = buf[:0]
+		}
+		if end {
+			c.ending = true
+			if c.s.Reason() == session.ReasonSlowConsumer {
+				l.closeConn(c)
+				return
+			}
+			c.readDL = time.Time{}
+			c.writeDL = time.Now().Add(time.Second) // as the goroutine engine after Kill
+		}
+		if len(buf) > 0 {
+			n, err := write(c.fd, buf)
+			l.cfg.OnBytes(0, n)
+			if err != nil {
+				c.s.Kill(0, session.ReasonWriteError)
+				l.closeConn(c)
+				return
+			}
+			if n < len(buf) {
+				c.out = append([]byte(nil), buf[n:]...)
+				if !c.ending {
+					c.writeDL = time.Now().Add(l.cfg.WriteTimeout)
+				}
+			}
+		}
+	} else if c.ending && c.s.Reason() == session.ReasonSlowConsumer {
+		l.closeConn(c)
+		return
+	}
+	switch {
+	case len(c.out) == 0 && c.ending:
+		l.closeConn(c)
+		return
+	case len(c.out) == 0:
+		c.writeDL = time.Time{}
+		l.setEvents(c, evRead)
+	case c.ending:
+		l.setEvents(c, evWrite)
+	default:
+		l.setEvents(c, evRead|evWrite)
+	}
+	l.wheel.schedule(&c.timed, time.Now())
+}
+
+// onWritable writes what waits; once it is all out, flush takes more.
+func (l *loop) onWritable(c *econn) {
+	if len(c.out) > 0 {
+		n, err := write(c.fd, c.out)
+		l.cfg.OnBytes(0, n)
+		if err != nil {
+			c.s.Kill(0, session.ReasonWriteError)
+			l.closeConn(c)
+			return
+		}
+		c.out = c.out[n:]
+		if len(c.out) > 0 {
+			return
+		}
+		c.out = nil
+		if !c.ending {
+			c.writeDL = time.Time{}
+		}
+	}
+	l.flush(c)
+}
+
+func (l *loop) setEvents(c *econn, ev uint32) {
+	if c.events == ev {
+		return
+	}
+	op := unix.EPOLL_CTL_MOD
+	if c.events == 0 {
+		op = unix.EPOLL_CTL_ADD
+	}
+	if err := l.ctl(op, c.fd, ev); err != nil {
+		c.s.Kill(0, session.ReasonWriteError)
+		l.closeConn(c)
+		return
+	}
+	c.events = ev
+}
+
+// write writes as much of p as the socket takes; EAGAIN is not an error.
+func write(fd int, p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(fd, p[done:])
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return done, nil
+		case err != nil:
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// closeConn closes c's socket and ends its session. Never while Connect
+// runs: then it only kills, and service closes after.
+func (l *loop) closeConn(c *econn) {
+	if c.closed {
+		return
+	}
+	if c.phase == connecting {
+		c.s.Kill(0, session.ReasonEOF)
+		return
+	}
+	c.closed = true
+	if c.s.Reason() == session.ReasonSlowConsumer {
+		// Discard what the socket still holds: reset rather than drain.
+		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	if c.events != 0 {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	}
+	unix.Close(c.fd)
+	delete(l.conns, c.fd)
+	l.wheel.remove(&c.timed)
+	c.in, c.out = l.drop(c.in), nil
+	l.finish(c)
+	if !l.listening && !l.stopping {
+		_ = l.listen() // a descriptor is free again
+	}
+}
+
+func (l *loop) finish(c *econn) {
+	c.s.Finish()
+	if c.release != nil {
+		c.release()
+	}
+}
