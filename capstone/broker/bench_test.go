@@ -208,3 +208,56 @@ func memInUse() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapInuse + ms.StackInuse)
 }
+
+// BenchmarkIdleSubscribed holds 2,000 idle subscribed MQTT 3.1.1
+// connections (keepalive 60 s, one subscription each) on one broker run by
+// the engine under test (TestMain runs the package once per engine; the
+// sub-benchmark is named after it) and reports the Go heap and stacks they
+// add, per connection, and the goroutines. Both ends are in this process,
+// so the figure includes the client side's sockets (a net.Conn each, no
+// goroutine: nothing reads them): compare the engines, the client side is
+// the same for both.
+func BenchmarkIdleSubscribed(b *testing.B) {
+	name := testEngine
+	if name == "" {
+		name = EngineGoroutine
+	}
+	b.Run(name, func(b *testing.B) {
+		const n = 2000
+		br, err := New(Config{SysInterval: -1, Engine: testEngine})
+		if err != nil {
+			b.Fatal(err)
+		}
+		addr, _ := serveUntilB(b, br)
+		sub := func(nc net.Conn, r *mqtt.Reader, i int) {
+			s, _ := (&mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "idle/" + strconv.Itoa(i), QoS: 1}}}).AppendTo(nil, mqtt.V311)
+			if _, err := nc.Write(s); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.ReadPacket(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for range b.N {
+			b.StopTimer()
+			before, g0 := memInUse(), runtime.NumGoroutine()
+			b.StartTimer()
+			conns := make([]net.Conn, 0, n)
+			for i := range n {
+				nc, r := rawConnect(b, addr, &mqtt.Connect{ClientID: "idle-" + strconv.Itoa(i), CleanStart: true, KeepAlive: 60})
+				sub(nc, r, i)
+				conns = append(conns, nc)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(memInUse()-before)/n, "bytes/conn")
+			b.ReportMetric(float64(runtime.NumGoroutine()-g0)/n, "goroutines/conn")
+			for _, c := range conns {
+				c.Close()
+			}
+			for br.adm.Open() > 0 { // let the broker's side finish
+				time.Sleep(time.Millisecond)
+			}
+			b.StartTimer()
+		}
+	})
+}
