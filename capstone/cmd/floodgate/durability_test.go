@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"floodgate/capstone/broker"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,9 +29,10 @@ type brokerProc struct {
 	done chan struct{} // closed when stdout has been drained
 }
 
-func startProc(t *testing.T, bin, db string) *brokerProc {
+func startProc(t *testing.T, bin, db, engine string) *brokerProc {
 	t.Helper()
-	cmd := exec.Command(bin, "-tcp", "127.0.0.1:0", "-ws", "off", "-ops", "off", "-store", db, "-log-level", "warn")
+	cmd := exec.Command(bin, "-tcp", "127.0.0.1:0", "-ws", "off", "-ops", "off", "-store", db, "-log-level", "warn",
+		"-engine", engine)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -69,16 +72,25 @@ func clientOpts(addr, id string, clean bool) *paho3.ClientOptions {
 // TestDurability_SIGKILL kills the broker with SIGKILL while a publisher
 // sends QoS 1 and QoS 2 messages to an offline persistent subscriber, starts
 // it again on the same store, and requires that every message the broker
-// acknowledged (PUBACK or PUBCOMP) reaches the subscriber.
+// acknowledged (PUBACK or PUBCOMP) reaches the subscriber. It runs with each
+// connection engine.
 func TestDurability_SIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "floodgate")
 	build := exec.Command("go", "build", "-tags", "floodgate.solution", "-o", bin, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
-	db := filepath.Join(dir, "floodgate.db")
+	engines := []string{broker.EngineGoroutine}
+	if runtime.GOOS == "linux" {
+		engines = append(engines, broker.EngineEpoll)
+	}
+	for _, e := range engines {
+		t.Run(e, func(t *testing.T) { durability(t, bin, filepath.Join(t.TempDir(), "floodgate.db"), e) })
+	}
+}
 
-	p := startProc(t, bin, db)
+func durability(t *testing.T, bin, db, engine string) {
+	p := startProc(t, bin, db, engine)
 	sub := paho3.NewClient(clientOpts(p.addr, "sub", false))
 	tok := sub.Connect()
 	require.True(t, tok.WaitTimeout(wait) && tok.Error() == nil, "subscriber CONNECT: %v", tok.Error())
@@ -124,7 +136,7 @@ func TestDurability_SIGKILL(t *testing.T) {
 	want := append([]string(nil), acked...)
 	mu.Unlock()
 
-	p = startProc(t, bin, db)
+	p = startProc(t, bin, db, engine)
 	defer p.stop(syscall.SIGTERM)
 	got := make(chan string, 2000)
 	opts := clientOpts(p.addr, "sub", false).SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
