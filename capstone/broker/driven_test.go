@@ -21,6 +21,14 @@ func drive(t *testing.T, b *Broker, data []byte, chunk int) []byte {
 	t.Helper()
 	cfg := b.cfg.Session
 	c := session.NewDriven(&cfg, b, mqtt.Success, func() {})
+	finished := false
+	defer func() {
+		if !finished { // a failed check: still end the session, or the next
+			// input with the same client id would wait for it forever
+			c.Kill(0, session.ReasonEOF)
+			c.Finish()
+		}
+	}()
 	var in, out []byte
 	connected, ended := false, false
 	flush := func() {
@@ -61,6 +69,7 @@ func drive(t *testing.T, b *Broker, data []byte, chunk int) []byte {
 	tail, end := c.Output(nil)
 	require.True(t, end)
 	require.Empty(t, tail, "nothing after the end")
+	finished = true
 	c.Finish()
 	select {
 	case <-c.Done():

@@ -567,6 +567,10 @@ func (l *loop) flush(c *econn) {
 	if c.closed || c.phase == connecting {
 		return
 	}
+	if c.s.Reason() == session.ReasonSlowConsumer {
+		l.closeConn(c) // discard what waits: Finish drops the queue
+		return
+	}
 	if len(c.out) == 0 && !c.ending {
 		buf, end := c.s.Output(l.wbuf[:0])
 		if cap(buf) <= 1<<20 {
@@ -574,12 +578,7 @@ func (l *loop) flush(c *econn) {
 		}
 		if end {
 			c.ending = true
-			if c.s.Reason() == session.ReasonSlowConsumer {
-				l.closeConn(c)
-				return
-			}
 			c.readDL = time.Time{}
-			c.writeDL = time.Now().Add(time.Second) // as the goroutine engine after Kill
 		}
 		if len(buf) > 0 {
 			n, err := write(c.fd, buf)
@@ -591,14 +590,17 @@ func (l *loop) flush(c *econn) {
 			}
 			if n < len(buf) {
 				c.out = append([]byte(nil), buf[n:]...)
-				if !c.ending {
-					c.writeDL = time.Now().Add(l.cfg.WriteTimeout)
-				}
+				c.writeDL = time.Now().Add(l.cfg.WriteTimeout)
 			}
 		}
-	} else if c.ending && c.s.Reason() == session.ReasonSlowConsumer {
-		l.closeConn(c)
-		return
+	}
+	if c.s.Reason() != "" && len(c.out) > 0 {
+		// Killed: what waits gets at most a second more, as on the
+		// goroutine engine, so a takeover never waits on a peer that does
+		// not read.
+		if dl := time.Now().Add(time.Second); c.writeDL.After(dl) {
+			c.writeDL = dl
+		}
 	}
 	switch {
 	case len(c.out) == 0 && c.ending:
@@ -612,7 +614,9 @@ func (l *loop) flush(c *econn) {
 	default:
 		l.setEvents(c, evRead|evWrite)
 	}
-	l.wheel.schedule(&c.timed, time.Now())
+	if !c.closed {
+		l.wheel.schedule(&c.timed, time.Now())
+	}
 }
 
 // onWritable writes what waits; once it is all out, flush takes more.
