@@ -113,10 +113,12 @@ func (c *Conn) Feed(b []byte) (int, error) {
 			return used, err
 		}
 	}
-	return used, errKilled
+	return used, ErrKilled
 }
 
-var errKilled = errors.New("session: connection killed")
+// ErrKilled is returned by Feed for a connection already killed (from
+// another goroutine, or by a packet fed before).
+var ErrKilled = errors.New("session: connection killed")
 
 // Output appends to dst what the loop must write now: a refusal from
 // Connect, the queued packets, encoded, and, once the Conn has been killed,
