@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"floodgate/capstone/session"
@@ -118,8 +120,13 @@ type loop struct {
 	cfg     EpollConfig
 	newConn NewConn
 	epfd    int
-	efd     int // eventfd: wakes epoll_wait for the ready list and for stop
-	lfd     int
+	// epf is epfd as a pollable *os.File: the loop waits for its epoll
+	// set to have events in Go's own poller, parked, so that no thread
+	// sits in epoll_wait holding a P (see run).
+	epf  *os.File
+	eprc syscall.RawConn
+	efd  int // eventfd: wakes the loop for the ready list and for stop
+	lfd  int
 	// listening: lfd is in the set. accept takes it out on EMFILE (the
 	// level-triggered listener would wake the loop in a spin) and a close
 	// or the next tick puts it back.
@@ -145,6 +152,15 @@ func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if err := unix.SetNonblock(l.epfd, true); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	l.epf = os.NewFile(uintptr(l.epfd), "epoll") // closes epfd from now on
+	if l.eprc, err = l.epf.SyscallConn(); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll fd: %w", err)
 	}
 	if l.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 		l.closeFDs()
@@ -190,7 +206,10 @@ func (l *loop) closeFDs() {
 	if l.efd >= 0 {
 		unix.Close(l.efd)
 	}
-	if l.epfd >= 0 {
+	switch {
+	case l.epf != nil:
+		l.epf.Close()
+	case l.epfd >= 0:
 		unix.Close(l.epfd)
 	}
 }
@@ -234,16 +253,40 @@ func (l *loop) run() error {
 	defer l.cwg.Wait()
 	events := make([]unix.EpollEvent, l.cfg.MaxEvents)
 	var batch []*econn
-	tickMS := int(max(l.cfg.Tick/time.Millisecond, 1))
+	var deadline time.Time // epf's read deadline now
 	for {
-		timeout := -1
+		// Wake for the wheel's next tick, if it holds anything.
+		next := time.Time{}
 		if l.wheel.n > 0 || !l.listening && !l.stopping {
-			timeout = tickMS
+			next = l.wheel.at.Add(l.cfg.Tick)
+			if !l.listening && !l.stopping {
+				next = time.Now().Add(l.cfg.Tick)
+			}
 		}
-		n, err := unix.EpollWait(l.epfd, events, timeout)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		if !next.Equal(deadline) {
+			_ = l.epf.SetReadDeadline(next)
+			deadline = next
+		}
+		// epoll_wait with no timeout, and while it finds nothing, park in
+		// Go's poller until the epoll descriptor is readable (its set has
+		// events). A blocking epoll_wait would hold its P until sysmon
+		// took it back, up to 10 ms later on an idle runtime: that cost
+		// every message a wait for a P.
+		var n int
+		var werr error
+		err := l.eprc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || werr != nil && !errors.Is(werr, unix.EINTR)
+		})
+		if err == nil && werr != nil && !errors.Is(werr, unix.EINTR) {
+			err = werr
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			l.shutdown()
 			return fmt.Errorf("engine: epoll_wait: %w", err)
+		}
+		if err != nil {
+			n = 0
 		}
 		for _, ev := range events[:max(n, 0)] {
 			l.dispatch(ev)
