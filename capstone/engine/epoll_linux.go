@@ -162,6 +162,11 @@ func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
 		l.closeFDs()
 		return nil, fmt.Errorf("epoll fd: %w", err)
 	}
+	if err := l.epf.SetReadDeadline(time.Time{}); err != nil {
+		// Not in Go's poller: the loop could not wait on it.
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll fd in Go's poller: %w", err)
+	}
 	if l.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("eventfd: %w", err)
