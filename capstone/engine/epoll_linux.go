@@ -139,11 +139,16 @@ type loop struct {
 	stopping   bool
 	cwg        sync.WaitGroup
 
-	mu     sync.Mutex
-	ready  []*econn // guarded by mu: connections to service
-	woken  bool     // guarded by mu: efd written since the last drain
-	stop   bool     // guarded by mu
-	exited bool     // guarded by mu: efd is closed, post does nothing
+	mu    sync.Mutex
+	ready []*econn // guarded by mu: connections to service
+	woken bool     // guarded by mu: efd written since the last drain
+	// sleeping (guarded by mu) is set while run may park. Only then does
+	// a post write efd: a loop that is running checks its ready list
+	// before it parks, so a post to a busy loop, its own above all, costs
+	// no system call.
+	sleeping bool
+	stop     bool // guarded by mu
+	exited   bool // guarded by mu: efd is closed, post does nothing
 }
 
 func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
@@ -235,7 +240,7 @@ func (l *loop) post(c *econn) {
 }
 
 func (l *loop) wakeLocked() {
-	if !l.woken {
+	if l.sleeping && !l.woken {
 		l.woken = true
 		one := [8]byte{1}
 		_, _ = unix.Write(l.efd, one[:])
@@ -279,10 +284,22 @@ func (l *loop) run() error {
 		// every message a wait for a P.
 		var n int
 		var werr error
-		err := l.eprc.Read(func(fd uintptr) bool {
-			n, werr = unix.EpollWait(int(fd), events, 0)
-			return n > 0 || werr != nil && !errors.Is(werr, unix.EINTR)
-		})
+		l.mu.Lock()
+		busy := len(l.ready) > 0 || l.stop && !l.stopping
+		l.sleeping = !busy
+		l.mu.Unlock()
+		var err error
+		if busy { // the ready list waits: look at events, do not park
+			n, werr = unix.EpollWait(l.epfd, events, 0)
+		} else {
+			err = l.eprc.Read(func(fd uintptr) bool {
+				n, werr = unix.EpollWait(int(fd), events, 0)
+				return n > 0 || werr != nil && !errors.Is(werr, unix.EINTR)
+			})
+		}
+		l.mu.Lock()
+		l.sleeping = false
+		l.mu.Unlock()
 		if err == nil && werr != nil && !errors.Is(werr, unix.EINTR) {
 			err = werr
 		}
