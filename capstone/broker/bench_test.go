@@ -171,12 +171,12 @@ func BenchmarkQoS1RoundTrip(b *testing.B) {
 }
 
 // BenchmarkIdleConnectionMemory opens 1,000 idle MQTT connections to one
-// broker and reports the Go heap and stacks they add, per connection. Both
+// broker (on the engine under test) and reports the Go heap and stacks they add, per connection. Both
 // ends are in this process, so the figure includes the client side's
 // sockets (a few hundred bytes each): an upper bound for the broker.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
 	const n = 1000
-	br, err := New(Config{SysInterval: -1})
+	br, err := New(Config{SysInterval: -1, Engine: testEngine})
 	if err != nil {
 		b.Fatal(err)
 	}
