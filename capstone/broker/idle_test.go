@@ -1,0 +1,137 @@
+//go:build floodgate.solution
+
+package broker
+
+import (
+	"net"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	mqtt "floodgate/ch03-networking/03-mqtt"
+	"github.com/stretchr/testify/require"
+)
+
+// Count gates on idle connections: what one idle subscribed MQTT
+// connection costs the broker, per engine, as counts rather than timings
+// (the timings are BenchmarkIdleSubscribed's). TestMain runs them once per
+// engine.
+const (
+	// idleConns is how many idle subscribed connections the gates hold:
+	// enough that a per-connection cost dwarfs the constant ones (loops,
+	// listener, GC noise), few enough for -race and the 20,000-descriptor
+	// limit (two descriptors each, both ends in this process).
+	idleConns = 400
+	// idleGoroutineSlack is what the broker may add for its own loops and
+	// listeners whatever the number of connections. 16 over 400
+	// connections is 0.04 per connection: one goroutine per connection
+	// cannot hide in it.
+	idleGoroutineSlack = 16
+	// epollBytesPerConn bounds the Go heap and stacks an idle subscribed
+	// connection adds on the epoll engine, both ends counted. Measured:
+	// 2.4-2.6 KB (BenchmarkIdleSubscribed, capstone/README.md); 4 KiB
+	// leaves room for allocator noise, and a goroutine (a 2 KiB stack at
+	// least, more under -race) or the codec's 4 KiB read buffer per
+	// connection breaks it.
+	epollBytesPerConn = 4 << 10
+	// goroutineBytesPerConn is the same bound for the goroutine engine:
+	// measured 16.5-17.8 KB (two goroutines' stacks and the codec's read
+	// buffer per connection); 24 KiB leaves the same kind of room, and a
+	// third goroutine or a second buffer per connection breaks it.
+	goroutineBytesPerConn = 24 << 10
+)
+
+// idleBroker starts a broker on the engine under test and connects
+// idleConns+1 MQTT 3.1.1 clients (keepalive 60 s, each subscribed at QoS 1
+// to a topic of its own; both ends in this process, the client side an
+// idle net.Conn with no goroutine). It returns once every SUBACK has
+// arrived, with the goroutine count from before the broker started, and
+// the Go heap and stacks in use after the first client (so that what the
+// broker allocates once, such as the epoll loops' read buffers, is not
+// counted per connection). The clients are closed when the test ends,
+// and the test waits for the broker to see them go.
+func idleBroker(t *testing.T) (b *Broker, g0 int, mem0 int64) {
+	t.Helper()
+	g0 = runtime.NumGoroutine()
+	b, addr := startBroker(t, Config{SysInterval: -1})
+	conns := make([]net.Conn, 0, idleConns+1)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		require.Eventually(t, func() bool { return b.adm.Open() == 0 }, wait, time.Millisecond,
+			"the broker still counts connections after the clients closed")
+	})
+	for i := range idleConns + 1 {
+		if i == 1 {
+			mem0 = memInUse()
+		}
+		conns = append(conns, idleClient(t, addr, i))
+	}
+	return b, g0, mem0
+}
+
+// idleClient connects and subscribes client i, and leaves it idle.
+func idleClient(t *testing.T, addr string, i int) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, wait)
+	require.NoError(t, err)
+	ok := false
+	defer func() {
+		if !ok {
+			nc.Close()
+		}
+	}()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(wait)))
+	buf, _ := (&mqtt.Connect{ClientID: "idle-" + strconv.Itoa(i), CleanStart: true, KeepAlive: 60}).AppendTo(nil, mqtt.V311)
+	buf, _ = (&mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "idle/" + strconv.Itoa(i), QoS: 1}}}).AppendTo(buf, mqtt.V311)
+	_, err = nc.Write(buf)
+	require.NoError(t, err)
+	r := mqtt.NewReader(nc, mqtt.Config{Version: mqtt.V311})
+	p, err := r.ReadPacket()
+	require.NoError(t, err, "CONNACK %d", i)
+	require.IsType(t, &mqtt.Connack{}, p)
+	p, err = r.ReadPacket()
+	require.NoError(t, err, "SUBACK %d", i)
+	require.IsType(t, &mqtt.SubAck{}, p)
+	require.NoError(t, nc.SetDeadline(time.Time{}))
+	ok = true
+	return nc
+}
+
+// TestIdle_GoroutinesPerConnection: an idle connection has no goroutine
+// on the epoll engine (issue 7: no goroutine per idle connection; the
+// CONNECT's short goroutine must be gone once the connection is idle), and
+// at most two (reader and writer) on the goroutine engine.
+func TestIdle_GoroutinesPerConnection(t *testing.T) {
+	_, g0, _ := idleBroker(t)
+	limit := idleGoroutineSlack
+	if testEngine == EngineGoroutine || testEngine == "" {
+		limit += 2 * (idleConns + 1)
+	}
+	// The epoll engine's CONNECT goroutines end just after they hand the
+	// CONNACK over: wait for them, for a bounded time.
+	added := 0
+	require.Eventually(t, func() bool {
+		added = runtime.NumGoroutine() - g0
+		return added <= limit
+	}, wait, time.Millisecond, "engine %s", testEngine)
+	t.Logf("engine %s: %d idle connections added %d goroutines (limit %d)", testEngine, idleConns, added, limit)
+}
+
+// TestIdle_MemoryPerConnection: the Go heap and stacks (after a GC) that
+// an idle subscribed connection adds, both ends counted, stay under the
+// engine's documented bound (epollBytesPerConn, goroutineBytesPerConn).
+func TestIdle_MemoryPerConnection(t *testing.T) {
+	_, g0, mem0 := idleBroker(t)
+	limit := goroutineBytesPerConn
+	if testEngine == EngineEpoll {
+		limit = epollBytesPerConn
+		// Count after the CONNECT goroutines have ended, as above.
+		require.Eventually(t, func() bool { return runtime.NumGoroutine()-g0 <= idleGoroutineSlack }, wait, time.Millisecond)
+	}
+	perConn := (memInUse() - mem0) / idleConns
+	t.Logf("engine %s: %d bytes of Go heap and stacks per idle connection (limit %d)", testEngine, perConn, limit)
+	require.LessOrEqual(t, perConn, int64(limit), "engine %s: bytes per idle connection", testEngine)
+}
