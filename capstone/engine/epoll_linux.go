@@ -41,16 +41,7 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 	if !ok {
 		return fmt.Errorf("engine: epoll on %s: want a TCP listener, have %T", ln.Addr(), ln)
 	}
-	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
-	}
-	cfg.ReadBufferSize = cmpOr(cfg.ReadBufferSize, DefaultReadBufferSize)
-	cfg.MaxEvents = cmpOr(cfg.MaxEvents, DefaultMaxEvents)
-	cfg.Tick = cmpOr(cfg.Tick, DefaultTick)
-	cfg.WriteTimeout = cmpOr(cfg.WriteTimeout, 10*time.Second)
-	if cfg.OnBytes == nil {
-		cfg.OnBytes = func(int, int) {}
-	}
+	cfg.fill()
 	// A duplicate of the listener's descriptor: the same socket, already
 	// non-blocking, that the loops accept on without Go's poller.
 	rc, err := tl.SyscallConn()
@@ -98,6 +89,20 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// fill sets the defaults EpollConfig documents.
+func (cfg *EpollConfig) fill() {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	cfg.ReadBufferSize = cmpOr(cfg.ReadBufferSize, DefaultReadBufferSize)
+	cfg.MaxEvents = cmpOr(cfg.MaxEvents, DefaultMaxEvents)
+	cfg.Tick = cmpOr(cfg.Tick, DefaultTick)
+	cfg.WriteTimeout = cmpOr(cfg.WriteTimeout, 10*time.Second)
+	if cfg.OnBytes == nil {
+		cfg.OnBytes = func(int, int) {}
+	}
 }
 
 func cmpOr[T int | time.Duration](v, def T) T {
@@ -149,11 +154,16 @@ type loop struct {
 	sleeping bool
 	stop     bool // guarded by mu
 	exited   bool // guarded by mu: efd is closed, post does nothing
+	// draining (guarded by mu) is set once epoll has failed: the loop
+	// waits on posted, not on efd, for its running CONNECTs (see drain).
+	draining bool
+	posted   *sync.Cond // on mu: signalled by post while draining
 }
 
 func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
 	l := &loop{cfg: cfg, newConn: newConn, lfd: lfd, epfd: -1, efd: -1, conns: make(map[int]*econn),
 		buf: make([]byte, cfg.ReadBufferSize), wheel: newWheel(cfg.Tick, DefaultWheelSlots, time.Now())}
+	l.posted = sync.NewCond(&l.mu)
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -236,6 +246,9 @@ func (l *loop) post(c *econn) {
 		c.queued = true
 		l.ready = append(l.ready, c)
 	}
+	if l.draining {
+		l.posted.Signal()
+	}
 	l.wakeLocked()
 }
 
@@ -305,6 +318,7 @@ func (l *loop) run() error {
 		}
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			l.shutdown()
+			l.drain()
 			return fmt.Errorf("engine: epoll_wait: %w", err)
 		}
 		if err != nil {
@@ -344,13 +358,53 @@ func (l *loop) run() error {
 	}
 }
 
-// shutdown closes every connection at once, after a loop failure.
+// shutdown closes every connection at once, after a loop failure, but
+// those whose CONNECT is running: drain closes them.
 func (l *loop) shutdown() {
+	l.stopping = true // closeConn must not put the listener back
 	l.unlisten()
 	for _, c := range l.conns {
 		c.s.Kill(mqtt.ServerShuttingDown, session.ReasonShutdown)
 		if c.phase != connecting {
 			l.closeConn(c)
+		}
+	}
+}
+
+// drain waits, after a loop failure, for the CONNECTs still running on
+// their goroutines, and closes each connection as soon as its Connect has
+// returned: its session is finished (detached, the broker told) rather
+// than left attached to a socket nobody serves. The loop cannot wait in
+// epoll any more, so it waits for posts; and it keeps finishing
+// connections while it waits, because a CONNECT may be waiting for
+// another of its connections to end (a takeover).
+func (l *loop) drain() {
+	var batch []*econn
+	for l.connecting > 0 {
+		l.mu.Lock()
+		l.draining = true
+		for len(l.ready) == 0 {
+			l.posted.Wait()
+		}
+		batch = append(batch[:0], l.ready...)
+		clear(l.ready)
+		l.ready = l.ready[:0]
+		for _, c := range batch {
+			c.queued = false
+		}
+		l.mu.Unlock()
+		for _, c := range batch {
+			if c.closed || c.phase != connecting {
+				continue
+			}
+			l.mu.Lock()
+			done := c.connDone
+			l.mu.Unlock()
+			if done {
+				l.connecting--
+				c.phase = open
+				l.closeConn(c)
+			}
 		}
 	}
 }
