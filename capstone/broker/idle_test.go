@@ -31,14 +31,16 @@ const (
 	// epollBytesPerConn bounds the Go heap and stacks an idle subscribed
 	// connection adds on the epoll engine, both ends counted. Measured:
 	// 2.4-2.6 KB (BenchmarkIdleSubscribed, capstone/README.md); 4 KiB
-	// leaves room for allocator noise, and a goroutine (a 2 KiB stack at
-	// least, more under -race) or the codec's 4 KiB read buffer per
-	// connection breaks it.
+	// leaves room for allocator noise, and the codec's 4 KiB read buffer
+	// per connection breaks it (a goroutine per connection, 2 KiB of stack
+	// at least, is TestIdle_GoroutinesPerConnection's to catch).
 	epollBytesPerConn = 4 << 10
 	// goroutineBytesPerConn is the same bound for the goroutine engine:
 	// measured 16.5-17.8 KB (two goroutines' stacks and the codec's read
-	// buffer per connection); 24 KiB leaves the same kind of room, and a
-	// third goroutine or a second buffer per connection breaks it.
+	// buffer per connection), 17.4-19.5 KB under -race; 24 KiB catches
+	// about 5 KB more per connection, such as a second read buffer and a
+	// bigger stack. A third goroutine is TestIdle_GoroutinesPerConnection's
+	// to catch.
 	goroutineBytesPerConn = 24 << 10
 )
 
