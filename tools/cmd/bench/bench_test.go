@@ -94,3 +94,44 @@ func TestMosquitto_StartsOnLoopbackAndStops(t *testing.T) {
 	_, err = load.ReadRSS(r.pid())
 	assert.Error(t, err, "the broker process is gone")
 }
+
+func TestFloodgate_BothEnginesFromOneBinary(t *testing.T) {
+	for _, name := range []string{"floodgate-goroutine", "floodgate-epoll", "floodgate"} {
+		require.Contains(t, brokerKinds, name)
+	}
+	assert.Equal(t, []string{"fg", "-tcp", "127.0.0.1:1883", "-ws", "off", "-ops", "off", "-log-level", "warn", "-engine", "epoll", "-x"},
+		floodgateArgv("fg", "epoll", 1883, []string{"-x"}))
+	assert.Equal(t, []string{"fg", "-tcp", "127.0.0.1:1883", "-ws", "off", "-ops", "off", "-log-level", "warn", "-engine", "goroutine"},
+		floodgateArgv("fg", "goroutine", 1883, nil))
+	assert.NotContains(t, floodgateArgv("fg", "", 1883, nil), "-engine", "plain floodgate keeps its default engine")
+
+	// One build serves every engine: a binary already in bin is reused.
+	bin := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "floodgate"), []byte("#!/bin/sh\n"), 0o755))
+	g, err := brokerKinds["floodgate-goroutine"].prepare(context.Background(), bin, nil)
+	require.NoError(t, err)
+	e, err := brokerKinds["floodgate-epoll"].prepare(context.Background(), bin, []string{"-max-queued", "10"})
+	require.NoError(t, err)
+	assert.Equal(t, "floodgate-goroutine", g.name)
+	assert.Equal(t, "floodgate-epoll", e.name)
+	ga, err := g.argv("", 1)
+	require.NoError(t, err)
+	ea, err := e.argv("", 1)
+	require.NoError(t, err)
+	assert.Equal(t, ga[0], ea[0])
+	assert.Equal(t, []string{"-engine", "goroutine"}, ga[len(ga)-2:])
+	assert.Equal(t, []string{"-engine", "epoll", "-max-queued", "10"}, ea[len(ea)-4:])
+}
+
+func TestSummary_FourBrokersRatioEachPeer(t *testing.T) {
+	brokers := []string{"mosquitto", "mochi", "floodgate-goroutine", "floodgate-epoll"}
+	var recs []record
+	for i, b := range brokers {
+		recs = append(recs, fake(b, "fanin/500", 1, 0, float64(100*(i+1))))
+	}
+	s := summarize(recs, brokers, plan{scenarios: []load.Scenario{load.FanIn}}.cases())
+	md := s.markdown()
+	assert.Contains(t, md, "| metric | mosquitto | mochi | floodgate-goroutine | floodgate-epoll | mochi / mosquitto | floodgate-goroutine / mosquitto | floodgate-goroutine / mochi | floodgate-epoll / mosquitto | floodgate-epoll / mochi | floodgate-epoll / floodgate-goroutine |")
+	assert.Contains(t, md, "| 100/s | 200/s | 300/s | 400/s | 2.00× | 3.00× | 1.50× | 4.00× | 2.00× | 1.33× |")
+	require.NoError(t, s.chart(filepath.Join(t.TempDir(), "bench.png")))
+}

@@ -24,10 +24,15 @@ type brokerKind struct {
 	argv func(dir string, port int) ([]string, error)
 }
 
+// brokerKinds are the brokers bench knows. Floodgate appears once per
+// connection engine (capstone/cmd/floodgate's -engine flag), from one
+// binary; plain "floodgate" runs it with its default engine (goroutine).
 var brokerKinds = map[string]*brokerKind{
-	"mosquitto": {name: "mosquitto", prepare: prepareMosquitto},
-	"mochi":     {name: "mochi", prepare: prepareMochi},
-	"floodgate": {name: "floodgate", prepare: prepareFloodgate},
+	"mosquitto":           {name: "mosquitto", prepare: prepareMosquitto},
+	"mochi":               {name: "mochi", prepare: prepareMochi},
+	"floodgate":           {name: "floodgate", prepare: prepareFloodgate("floodgate", "")},
+	"floodgate-goroutine": {name: "floodgate-goroutine", prepare: prepareFloodgate("floodgate-goroutine", "goroutine")},
+	"floodgate-epoll":     {name: "floodgate-epoll", prepare: prepareFloodgate("floodgate-epoll", "epoll")},
 }
 
 func prepareMosquitto(_ context.Context, _ string, _ []string) (*brokerKind, error) {
@@ -98,27 +103,53 @@ func prepareMochi(ctx context.Context, bin string, _ []string) (*brokerKind, err
 // commit whose capstone builds while the working tree is being edited.
 var floodgateRoot string
 
-func prepareFloodgate(ctx context.Context, bin string, extra []string) (*brokerKind, error) {
+// floodgateExe builds capstone/cmd/floodgate into bin once, however many
+// engines are compared, and returns its path.
+func floodgateExe(ctx context.Context, bin string) (string, error) {
+	exe := filepath.Join(bin, "floodgate")
+	if _, err := os.Stat(exe); err == nil {
+		return exe, nil
+	}
 	root := floodgateRoot
 	if root == "" {
 		r, err := repoRoot(ctx)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		root = r
 	}
 	if m, _ := filepath.Glob(filepath.Join(root, "capstone", "cmd", "floodgate", "*.go")); len(m) == 0 {
-		return nil, errors.New("capstone/cmd/floodgate does not exist yet")
+		return "", errors.New("capstone/cmd/floodgate does not exist yet")
 	}
-	exe := filepath.Join(bin, "floodgate")
 	if err := goBuild(ctx, root, exe, "-tags", "floodgate.solution", "floodgate/capstone/cmd/floodgate"); err != nil {
-		return nil, err
+		return "", err
 	}
-	// MQTT over TCP only, warnings and errors only (as the mosquitto
-	// config): the WebSocket and ops listeners have fixed default ports.
-	return &brokerKind{name: "floodgate", argv: func(_ string, port int) ([]string, error) {
-		return append([]string{exe, "-tcp", fmt.Sprintf("127.0.0.1:%d", port), "-ws", "off", "-ops", "off", "-log-level", "warn"}, extra...), nil
-	}}, nil
+	return exe, nil
+}
+
+// prepareFloodgate returns the preparer of the broker called name: Floodgate
+// with -engine engine, or with its default engine if engine is "".
+func prepareFloodgate(name, engine string) func(context.Context, string, []string) (*brokerKind, error) {
+	return func(ctx context.Context, bin string, extra []string) (*brokerKind, error) {
+		exe, err := floodgateExe(ctx, bin)
+		if err != nil {
+			return nil, err
+		}
+		return &brokerKind{name: name, argv: func(_ string, port int) ([]string, error) {
+			return floodgateArgv(exe, engine, port, extra), nil
+		}}, nil
+	}
+}
+
+// floodgateArgv is Floodgate's command line: MQTT over TCP only, warnings
+// and errors only (as the mosquitto config; the WebSocket and ops listeners
+// have fixed default ports), the engine if one is named, then extra.
+func floodgateArgv(exe, engine string, port int, extra []string) []string {
+	argv := []string{exe, "-tcp", fmt.Sprintf("127.0.0.1:%d", port), "-ws", "off", "-ops", "off", "-log-level", "warn"}
+	if engine != "" {
+		argv = append(argv, "-engine", engine)
+	}
+	return append(argv, extra...)
 }
 
 // running is a broker process this program started.

@@ -8,7 +8,7 @@
 // Build it with the solution tag, as the load generator (its packets come
 // from the chapter 3 codec, the reference only under the tag):
 //
-//	go run -tags floodgate.solution floodgate/tools/cmd/bench            # 3 runs each: about 5 minutes here
+//	go run -tags floodgate.solution floodgate/tools/cmd/bench            # 3 runs each: about 7 minutes here
 //	go run -tags floodgate.solution floodgate/tools/cmd/bench -quick     # 1 short run each: a smoke test
 //
 // The brokers:
@@ -17,10 +17,12 @@
 //     anonymous access and set_tcp_nodelay true (the Go brokers' sockets
 //     are TCP_NODELAY by default).
 //   - mochi: tools/cmd/mochi (mochi-mqtt v2.7.9, default options).
-//   - floodgate: capstone/cmd/floodgate built with -tags floodgate.solution
-//     (what `make capstone` runs), if it exists and builds; otherwise it is
-//     reported absent. It serves MQTT over TCP only (-ws off -ops off) and
-//     logs warnings and errors only (-log-level warn).
+//   - floodgate-goroutine and floodgate-epoll: capstone/cmd/floodgate built
+//     with -tags floodgate.solution (what `make capstone` runs), once, and
+//     run with -engine goroutine or -engine epoll; if it does not build,
+//     both are reported absent. It serves MQTT over TCP only (-ws off -ops
+//     off) and logs warnings and errors only (-log-level warn). The broker
+//     name "floodgate" runs the same binary with its default engine.
 //
 // Brokers are built into a temporary directory first, so that the PID the
 // load generator reads RSS from is the broker's own (not `go run`'s).
@@ -49,12 +51,12 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "one short run per broker and scenario (a smoke run)")
 	runs := flag.Int("runs", 0, "runs per broker and scenario; the table shows medians (0: 3, 1 with -quick)")
-	brokers := flag.String("brokers", "mosquitto,mochi,floodgate", "brokers to compare, in table order")
+	brokers := flag.String("brokers", "mosquitto,mochi,floodgate-goroutine,floodgate-epoll", "brokers to compare, in table order (also: floodgate, the default engine)")
 	scenarios := flag.String("scenarios", "idle,fanin,fanout,latency,storm", "scenarios to run")
 	out := flag.String("out", "", "output directory (default: $TMPDIR/floodgate-bench-TIME)")
 	timeout := flag.Duration("timeout", 0, "bound on the whole run (0: 14m, 4m with -quick)")
 	idle := flag.Int("idle", 0, "idle connections (0: 19000, 2000 with -quick)")
-	fgFlags := flag.String("floodgate-flags", "", "extra flags for the floodgate binary")
+	fgFlags := flag.String("floodgate-flags", "", "extra flags for the floodgate binary (every engine)")
 	flag.StringVar(&floodgateRoot, "floodgate-root", "", "workspace to build Floodgate from (default: this one)")
 	verbose := flag.Bool("v", false, "show the load generator's live progress")
 	flag.Parse()
@@ -86,7 +88,7 @@ func main() {
 	}
 	for _, b := range strings.Split(*brokers, ",") {
 		if _, ok := brokerKinds[b]; !ok {
-			fatal(fmt.Errorf("unknown broker %q (want mosquitto, mochi, floodgate)", b))
+			fatal(fmt.Errorf("unknown broker %q (want mosquitto, mochi, floodgate-goroutine, floodgate-epoll or floodgate)", b))
 		}
 		p.brokers = append(p.brokers, b)
 	}
@@ -228,7 +230,7 @@ func (p plan) run(ctx context.Context, stdout, stderr io.Writer) error {
 				}
 				rec := p.one(ctx, kinds[name], bc, i, stderr)
 				recs = append(recs, rec)
-				fmt.Fprintf(stderr, "%-9s %-10s run %d/%d  %s\n", name, bc.Name, i, p.runs, headline(rec))
+				fmt.Fprintf(stderr, "%-19s %-10s run %d/%d  %s\n", name, bc.Name, i, p.runs, headline(rec))
 			}
 		}
 	}
