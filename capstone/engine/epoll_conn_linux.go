@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"floodgate/capstone/session"
+	epoll "floodgate/ch03-networking/02-epoll"
 	mqtt "floodgate/ch03-networking/03-mqtt"
 	"golang.org/x/sys/unix"
 )
@@ -216,7 +217,8 @@ func (l *loop) service(c *econn) {
 	l.flush(c)
 }
 
-// flush writes what c's session has for it, as far as the socket takes it.
+// flush writes what c's session has for it, as far as the socket takes it
+// (with chapter 3's 02-epoll Write: the reader's own with MINE=1).
 // While bytes wait for EPOLLOUT, c takes nothing more from its session's
 // queue, which fills up: that is where the slow-consumer policy applies.
 func (l *loop) flush(c *econn) {
@@ -237,7 +239,7 @@ func (l *loop) flush(c *econn) {
 			c.readDL = time.Time{}
 		}
 		if len(buf) > 0 {
-			n, err := write(c.fd, buf)
+			n, err := epoll.Write(c.fd, buf)
 			l.cfg.OnBytes(0, n)
 			if err != nil {
 				c.s.Kill(0, session.ReasonWriteError)
@@ -278,7 +280,7 @@ func (l *loop) flush(c *econn) {
 // onWritable writes what waits; once it is all out, flush takes more.
 func (l *loop) onWritable(c *econn) {
 	if len(c.out) > 0 {
-		n, err := write(c.fd, c.out)
+		n, err := epoll.Write(c.fd, c.out)
 		l.cfg.OnBytes(0, n)
 		if err != nil {
 			c.s.Kill(0, session.ReasonWriteError)
@@ -311,26 +313,6 @@ func (l *loop) setEvents(c *econn, ev uint32) {
 		return
 	}
 	c.events = ev
-}
-
-// write writes as much of p as the socket takes; EAGAIN is not an error.
-// It is chapter 3's 02-epoll write, which cannot be imported: it is
-// unexported, in that lab's solution file.
-func write(fd int, p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		n, err := unix.Write(fd, p[done:])
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			return done, nil
-		case err != nil:
-			return done, err
-		}
-		done += n
-	}
-	return done, nil
 }
 
 // closeConn closes c's socket and ends its session. Never while Connect

@@ -3,8 +3,13 @@
 package epoll
 
 import (
+	"errors"
+
 	"golang.org/x/sys/unix"
 )
+
+// errTODO is what the stub of Write returns until you write it.
+var errTODO = errors.New("epoll: Write is not implemented yet (TODO Task 2)")
 
 // dispatch handles one event from epoll_wait.
 func (l *Loop) dispatch(ev unix.EpollEvent) {
@@ -39,17 +44,31 @@ func (l *Loop) onReadable(c *conn) {
 // EPOLLOUT; with MaxQueued queued, it stops being read.
 func (l *Loop) send(c *conn, p []byte) {
 	// TODO(Task 1): write p to c.fd.
-	// TODO(Task 2): keep what the socket did not take in c.out, register
-	// EPOLLOUT, call l.notePeak, and drop EPOLLIN (count l.paused) when
-	// c.out reaches l.cfg.MaxQueued.
+	// TODO(Task 2): write with Write, keep what the socket did not take in
+	// c.out, register EPOLLOUT, call l.notePeak, and drop EPOLLIN (count
+	// l.paused) when c.out reaches l.cfg.MaxQueued.
 }
 
 // onWritable flushes c's queue as far as the socket takes it. Empty again,
 // c drops EPOLLOUT, frees its queue, and is read again (or closed, after a
 // FIN).
 func (l *Loop) onWritable(c *conn) {
-	// TODO(Task 2): write c.out; keep the rest; when it is empty set c.out
+	// TODO(Task 2): Write c.out; keep the rest; when it is empty set c.out
 	// to nil and go back to EPOLLIN only.
+}
+
+// Write writes as much of p to the non-blocking socket fd as the socket
+// takes now, and returns how much it wrote. It retries a write interrupted
+// by a signal (EINTR). A full send buffer (EAGAIN) is not an error: Write
+// returns what it wrote so far and a nil error, and the caller keeps the
+// rest for EPOLLOUT. Any other error means the connection is broken; the
+// count is still what was written before it. Write does not block, and never
+// retains p. The capstone's epoll engine writes with it too.
+func Write(fd int, p []byte) (int, error) {
+	// TODO(Task 2): loop on unix.Write(fd, p[done:]) until all of p is
+	// written: retry on EINTR, return (done, nil) on EAGAIN, and
+	// (done, err) on any other error. send and onWritable use it.
+	return 0, errTODO
 }
 
 // closeConn removes c from the epoll set and the map and closes it. If

@@ -102,7 +102,7 @@ func (l *Loop) onReadable(c *conn) {
 // EPOLLOUT; with MaxQueued queued, it stops being read.
 func (l *Loop) send(c *conn, p []byte) {
 	if len(c.out) == 0 {
-		n, err := write(c.fd, p)
+		n, err := Write(c.fd, p)
 		if err != nil {
 			l.closeConn(c)
 			return
@@ -128,7 +128,7 @@ func (l *Loop) send(c *conn, p []byte) {
 // c drops EPOLLOUT, frees its queue, and is read again (or closed, after a
 // FIN).
 func (l *Loop) onWritable(c *conn) {
-	n, err := write(c.fd, c.out)
+	n, err := Write(c.fd, c.out)
 	if err != nil {
 		l.closeConn(c)
 		return
@@ -151,9 +151,14 @@ func (l *Loop) onWritable(c *conn) {
 	}
 }
 
-// write writes as much of p as the socket takes. It returns how much, and
-// an error only for a broken connection: EAGAIN just means "later".
-func write(fd int, p []byte) (int, error) {
+// Write writes as much of p to the non-blocking socket fd as the socket
+// takes now, and returns how much it wrote. It retries a write interrupted
+// by a signal (EINTR). A full send buffer (EAGAIN) is not an error: Write
+// returns what it wrote so far and a nil error, and the caller keeps the
+// rest for EPOLLOUT. Any other error means the connection is broken; the
+// count is still what was written before it. Write does not block, and never
+// retains p. The capstone's epoll engine writes with it too.
+func Write(fd int, p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
 		n, err := unix.Write(fd, p[done:])

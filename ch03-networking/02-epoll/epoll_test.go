@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	tcpscale "floodgate/ch03-networking/01-tcpscale"
 )
@@ -116,6 +117,48 @@ func TestTask1_EchoThousandsWithoutGoroutines(t *testing.T) {
 }
 
 func TestTask2_QueueWritesUntilWritable(t *testing.T) {
+	t.Run("Write takes what the socket takes", func(t *testing.T) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		w, r := fds[0], fds[1]
+		defer unix.Close(w)
+		rOpen := true
+		defer func() {
+			if rOpen {
+				unix.Close(r)
+			}
+		}()
+
+		n, err := Write(w, []byte("hello"))
+		require.NoError(t, err)
+		require.Equal(t, 5, n, "what fits is written at once")
+
+		// Far more than the socket buffers: Write stops at EAGAIN, which is
+		// not an error, and says how much went.
+		want := pattern(8 << 20)
+		n, err = Write(w, want)
+		require.NoError(t, err, "a full send buffer (EAGAIN) is not an error")
+		require.Positive(t, n)
+		require.Less(t, n, len(want), "a non-blocking socket cannot take 8 MiB unread")
+
+		// The peer receives exactly what Write counted, in order.
+		got := make([]byte, 0, 5+n)
+		buf := make([]byte, 64<<10)
+		for len(got) < 5+n {
+			k, err := unix.Read(r, buf)
+			require.NoError(t, err, "read %d of the %d bytes Write counted", len(got), 5+n)
+			got = append(got, buf[:k]...)
+		}
+		require.Equal(t, "hello", string(got[:5]))
+		require.True(t, bytes.Equal(want[:n], got[5:]), "the peer got other bytes than Write counted")
+
+		// A broken connection is an error.
+		require.NoError(t, unix.Close(r))
+		rOpen = false
+		_, err = Write(w, []byte("x"))
+		require.Error(t, err, "writing to a socket whose peer is gone")
+	})
+
 	cfg := Config{ReadBufferSize: 16 << 10, MaxQueued: 64 << 10}
 	l := start(t, cfg)
 	a := dial(t, l)
