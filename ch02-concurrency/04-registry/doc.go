@@ -6,6 +6,12 @@
 // disjoint-key loads.
 package registry
 
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
 // Device is what the server knows about one connected device.
 type Device struct {
 	ID       string
@@ -38,3 +44,43 @@ var (
 // shardCount is the number of shards of a ShardedRegistry: a power of two,
 // comfortably more than the cores of the machines this runs on.
 const shardCount = 64
+
+// MutexRegistry is a map guarded by one Mutex: every operation, read or
+// write, takes the same lock.
+type MutexRegistry struct {
+	mu sync.Mutex
+	m  map[string]Device // guarded by mu; made on first Store
+}
+
+// RWMutexRegistry is a map guarded by an RWMutex: readers share the lock,
+// writers take it alone.
+type RWMutexRegistry struct {
+	mu sync.RWMutex
+	m  map[string]Device // guarded by mu; made on first Store
+}
+
+// SyncMapRegistry is a sync.Map plus an atomic count, since sync.Map
+// cannot tell its length.
+type SyncMapRegistry struct {
+	m sync.Map     // string -> Device
+	n atomic.Int64 // number of keys in m
+}
+
+// ShardedRegistry spreads its keys over shardCount maps, each with its own
+// RWMutex, so that operations on different shards never wait for each
+// other.
+type ShardedRegistry struct {
+	once   sync.Once
+	seed   maphash.Seed // set once, by once, before any shard is used
+	shards [shardCount]shard
+}
+
+// A shard's hot fields take 32 bytes (a 24-byte RWMutex and a map
+// pointer). The array is not aligned to a 64-byte cache line, so the padding
+// makes each shard 128 bytes long: two shards' hot fields are then at least
+// 96 bytes apart and never share a line.
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]Device // guarded by mu; made on first Store
+	_  [96]byte          // see above
+}

@@ -2,18 +2,8 @@
 
 package registry
 
-import (
-	"hash/maphash"
-	"sync"
-	"sync/atomic"
-)
-
-// MutexRegistry is a map guarded by one Mutex: every operation, read or
-// write, takes the same lock.
-type MutexRegistry struct {
-	mu sync.Mutex
-	m  map[string]Device // guarded by mu; made on first Store
-}
+// The four types and their fields are declared in doc.go, shared with the
+// reference; you write the method bodies here.
 
 // Load returns the device stored under id, and whether there was one.
 func (r *MutexRegistry) Load(id string) (Device, bool) {
@@ -35,13 +25,6 @@ func (r *MutexRegistry) Delete(id string) {
 func (r *MutexRegistry) Len() int {
 	// TODO(Task 1): count the devices.
 	return 0
-}
-
-// RWMutexRegistry is a map guarded by an RWMutex: readers share the lock,
-// writers take it alone.
-type RWMutexRegistry struct {
-	mu sync.RWMutex
-	m  map[string]Device // guarded by mu; made on first Store
 }
 
 // Load returns the device stored under id, and whether there was one.
@@ -66,13 +49,6 @@ func (r *RWMutexRegistry) Len() int {
 	return 0
 }
 
-// SyncMapRegistry is a sync.Map plus an atomic count, since sync.Map
-// cannot tell its length.
-type SyncMapRegistry struct {
-	m sync.Map     // string -> Device
-	n atomic.Int64 // number of keys in m
-}
-
 // Load returns the device stored under id, and whether there was one.
 func (r *SyncMapRegistry) Load(id string) (Device, bool) {
 	// TODO(Task 3): look id up.
@@ -93,25 +69,6 @@ func (r *SyncMapRegistry) Delete(id string) {
 func (r *SyncMapRegistry) Len() int {
 	// TODO(Task 3): return the count you keep in r.n.
 	return 0
-}
-
-// ShardedRegistry spreads its keys over shardCount maps, each with its own
-// RWMutex, so that operations on different shards never wait for each
-// other.
-type ShardedRegistry struct {
-	once   sync.Once
-	seed   maphash.Seed // set once, by once, before any shard is used
-	shards [shardCount]shard
-}
-
-// A shard's hot fields take 32 bytes (a 24-byte RWMutex and a map
-// pointer). The array is not aligned to a 64-byte cache line, so the padding
-// makes each shard 128 bytes long: two shards' hot fields are then at least
-// 96 bytes apart and never share a line.
-type shard struct {
-	mu sync.RWMutex
-	m  map[string]Device // guarded by mu; made on first Store
-	_  [96]byte          // see above
 }
 
 func (r *ShardedRegistry) shard(id string) *shard {

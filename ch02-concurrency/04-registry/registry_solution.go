@@ -8,13 +8,6 @@ import (
 	"sync/atomic"
 )
 
-// MutexRegistry is a map guarded by one Mutex: every operation, read or
-// write, takes the same lock.
-type MutexRegistry struct {
-	mu sync.Mutex
-	m  map[string]Device // guarded by mu; made on first Store
-}
-
 // Load returns the device stored under id, and whether there was one.
 func (r *MutexRegistry) Load(id string) (Device, bool) {
 	r.mu.Lock()
@@ -45,13 +38,6 @@ func (r *MutexRegistry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.m)
-}
-
-// RWMutexRegistry is a map guarded by an RWMutex: readers share the lock,
-// writers take it alone.
-type RWMutexRegistry struct {
-	mu sync.RWMutex
-	m  map[string]Device // guarded by mu; made on first Store
 }
 
 // Load returns the device stored under id, and whether there was one.
@@ -86,13 +72,6 @@ func (r *RWMutexRegistry) Len() int {
 	return len(r.m)
 }
 
-// SyncMapRegistry is a sync.Map plus an atomic count, since sync.Map
-// cannot tell its length.
-type SyncMapRegistry struct {
-	m sync.Map     // string -> Device
-	n atomic.Int64 // number of keys in m
-}
-
 // Load returns the device stored under id, and whether there was one.
 func (r *SyncMapRegistry) Load(id string) (Device, bool) {
 	v, ok := r.m.Load(id)
@@ -120,25 +99,6 @@ func (r *SyncMapRegistry) Delete(id string) {
 
 // Len returns the number of devices stored.
 func (r *SyncMapRegistry) Len() int { return int(r.n.Load()) }
-
-// ShardedRegistry spreads its keys over shardCount maps, each with its own
-// RWMutex, so that operations on different shards never wait for each
-// other.
-type ShardedRegistry struct {
-	once   sync.Once
-	seed   maphash.Seed // set once, by once, before any shard is used
-	shards [shardCount]shard
-}
-
-// A shard's hot fields take 32 bytes (a 24-byte RWMutex and a map
-// pointer). The array is not aligned to a 64-byte cache line, so the padding
-// makes each shard 128 bytes long: two shards' hot fields are then at least
-// 96 bytes apart and never share a line.
-type shard struct {
-	mu sync.RWMutex
-	m  map[string]Device // guarded by mu; made on first Store
-	_  [96]byte          // see above
-}
 
 func (r *ShardedRegistry) shard(id string) *shard {
 	r.once.Do(func() { r.seed = maphash.MakeSeed() })
