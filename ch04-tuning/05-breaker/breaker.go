@@ -50,13 +50,13 @@ func (b *Breaker) tripped(now time.Time) bool {
 // add counts requests and failures for a call that started at age start,
 // when the window is at age now. A call that started before the window's
 // oldest bucket is not counted.
-func (w *window) add(now, start uint64, requests, failures uint32) {
+func (w *window) add(now, start, requests, failures uint64) {
 	// TODO: Task 2. Find start's bucket in the ring; reset it if it holds
 	// an older period.
 }
 
 // totals sums the buckets that are still inside the window at age now.
-func (w *window) totals(now uint64) (requests, failures uint32) {
+func (w *window) totals(now uint64) (requests, failures uint64) {
 	// TODO: Task 2.
 	return 0, 0
 }

@@ -36,7 +36,7 @@ func (b *Breaker) before(now time.Time) (ticket, error) {
 	case Open:
 		return ticket{}, b.errOpen
 	case HalfOpen:
-		if b.counts.Requests >= uint32(b.cfg.HalfOpenProbes) {
+		if b.counts.Requests >= uint64(b.cfg.HalfOpenProbes) {
 			return ticket{}, b.errProbes
 		}
 	}
@@ -59,7 +59,7 @@ func (b *Breaker) after(t ticket, now time.Time, ok bool) {
 		b.counts.Successes++
 		b.counts.ConsecutiveSuccesses++
 		b.counts.ConsecutiveFailures = 0
-		if state == HalfOpen && b.counts.ConsecutiveSuccesses >= uint32(b.cfg.HalfOpenProbes) {
+		if state == HalfOpen && b.counts.ConsecutiveSuccesses >= uint64(b.cfg.HalfOpenProbes) {
 			b.setState(Closed, now)
 		}
 		return
@@ -81,21 +81,21 @@ func (b *Breaker) after(t ticket, now time.Time, ok bool) {
 // tripped reports whether a closed breaker's counts call for it to open.
 // b.mu must be held.
 func (b *Breaker) tripped(now time.Time) bool {
-	if n := b.cfg.ConsecutiveFailures; n > 0 && b.counts.ConsecutiveFailures >= uint32(n) {
+	if n := b.cfg.ConsecutiveFailures; n > 0 && b.counts.ConsecutiveFailures >= uint64(n) {
 		return true
 	}
 	if b.cfg.FailureRatio <= 0 {
 		return false
 	}
 	req, fail := b.window.totals(b.age(now))
-	return req > 0 && req >= uint32(b.cfg.MinRequests) &&
+	return req > 0 && req >= uint64(b.cfg.MinRequests) &&
 		float64(fail)/float64(req) >= b.cfg.FailureRatio
 }
 
 // add counts requests and failures for a call that started at age start,
 // when the window is at age now. A call that started before the window's
 // oldest bucket is not counted.
-func (w *window) add(now, start uint64, requests, failures uint32) {
+func (w *window) add(now, start, requests, failures uint64) {
 	n := uint64(len(w.buckets))
 	if n == 0 || start > now || now-start >= n {
 		return
@@ -109,7 +109,7 @@ func (w *window) add(now, start uint64, requests, failures uint32) {
 }
 
 // totals sums the buckets that are still inside the window at age now.
-func (w *window) totals(now uint64) (requests, failures uint32) {
+func (w *window) totals(now uint64) (requests, failures uint64) {
 	n := uint64(len(w.buckets))
 	for _, bk := range w.buckets {
 		if bk.age <= now && now-bk.age < n {

@@ -3,8 +3,10 @@ package breaker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -198,6 +200,38 @@ func TestTask1_StateMachine(t *testing.T) {
 		slow(errDown) // done twice is ignored
 		require.Equal(t, HalfOpen, b.State())
 	})
+	t.Run("counts do not wrap past 2^32", func(t *testing.T) {
+		// A broker that runs for months makes billions of calls without a
+		// state change. Start the counts just below 2^32 instead of making
+		// four billion calls.
+		c := newClock()
+		b, err := New(Config{ConsecutiveFailures: 3, Now: c.Now})
+		require.NoError(t, err)
+		b.mu.Lock()
+		b.counts = Counts{Requests: math.MaxUint32, Successes: math.MaxUint32, ConsecutiveSuccesses: math.MaxUint32}
+		b.mu.Unlock()
+		require.NoError(t, b.Execute(ok))
+		require.Error(t, b.Execute(fail))
+		got := b.Counts()
+		require.EqualValues(t, uint64(math.MaxUint32)+2, got.Requests)
+		require.EqualValues(t, uint64(math.MaxUint32)+1, got.Successes)
+		require.EqualValues(t, 1, got.Failures)
+		require.EqualValues(t, 1, got.ConsecutiveFailures)
+		require.Equal(t, Closed, b.State())
+	})
+	t.Run("more than 2^32 half-open probes", func(t *testing.T) {
+		if strconv.IntSize < 64 {
+			t.Skip("HalfOpenProbes is an int: it cannot hold 2^32 here")
+		}
+		shift := 32 // not a constant, so that this compiles where int is 32 bits
+		c := newClock()
+		b, err := New(Config{ConsecutiveFailures: 1, OpenTimeout: time.Second, HalfOpenProbes: 1<<shift + 1, Now: c.Now})
+		require.NoError(t, err)
+		require.Error(t, b.Execute(fail))
+		c.Advance(2 * time.Second)
+		require.NoError(t, b.Execute(ok), "a limit above 2^32 must not be cut to its low 32 bits")
+		require.Equal(t, HalfOpen, b.State(), "one success of 2^32+1 probes does not close")
+	})
 	t.Run("a closed breaker allocates nothing per call", func(t *testing.T) {
 		b, err := New(Config{})
 		require.NoError(t, err)
@@ -277,6 +311,26 @@ func TestTask2_FailureRatioOverWindow(t *testing.T) {
 			require.Error(t, b.Execute(fail))
 		}
 		require.Equal(t, Open, b.State(), "6 calls in the window, 5 failed")
+	})
+	t.Run("the window counts past 2^32 without wrapping", func(t *testing.T) {
+		// One bucket that has seen almost 2^32 calls, one in 4,096 failed.
+		// Start there instead of making four billion calls.
+		c := newClock()
+		b, err := New(Config{ConsecutiveFailures: -1, FailureRatio: 0.5, MinRequests: 20, Window: 10 * time.Second, Buckets: 1, Now: c.Now})
+		require.NoError(t, err)
+		b.mu.Lock()
+		b.window.buckets[0] = bucket{age: 0, requests: math.MaxUint32, failures: 1 << 20}
+		b.mu.Unlock()
+		for range 30 {
+			require.NoError(t, b.Execute(ok))
+		}
+		require.Error(t, b.Execute(fail))
+		b.mu.Lock()
+		requests, failures := b.window.totals(0)
+		b.mu.Unlock()
+		require.EqualValues(t, uint64(math.MaxUint32)+31, requests)
+		require.EqualValues(t, 1<<20+1, failures)
+		require.Equal(t, Closed, b.State(), "a wrapped count of 30 calls would make the ratio (2^20+1)/30")
 	})
 	t.Run("same answers as gobreaker", func(t *testing.T) {
 		for seed := range uint64(4) {

@@ -93,20 +93,22 @@ type Config struct {
 }
 
 // Counts are the results the breaker has counted since its state last
-// changed.
+// changed. They are uint64 so that they never wrap: a closed breaker in a
+// long-running process can count more than 2^32 calls (at a million a
+// second, in 72 minutes), and a wrapped count would change its decisions.
 type Counts struct {
-	Requests             uint32 // calls let through
-	Successes            uint32
-	Failures             uint32
-	ConsecutiveSuccesses uint32
-	ConsecutiveFailures  uint32
+	Requests             uint64 // calls let through
+	Successes            uint64
+	Failures             uint64
+	ConsecutiveSuccesses uint64
+	ConsecutiveFailures  uint64
 }
 
 // bucket is one slice of the rolling window.
 type bucket struct {
 	age      uint64 // which bucket period since the breaker closed this holds
-	requests uint32
-	failures uint32
+	requests uint64
+	failures uint64
 }
 
 // window counts calls and failures over the last len(buckets) bucket
