@@ -419,22 +419,12 @@ func (c *Conn) writeLoop() {
 }
 
 // encode appends p, applying an outbound topic alias to a 5.0 PUBLISH when
-// the client allows them.
+// the client allows them, and checks the size of the packet actually sent
+// against the client's Maximum Packet Size [MQTT-3.1.2-25] (see
+// encodePublish).
 func (c *Conn) encode(buf []byte, p mqtt.Packet) []byte {
-	if pub, ok := p.(*mqtt.Publish); ok && c.aliasOut > 0 {
-		cp := *pub
-		if a, ok := c.outAlias[string(pub.Topic)]; ok {
-			cp.Topic = nil // the alias alone names the topic (MQTT 5.0 section 3.3.2.3.4)
-			cp.Properties.TopicAlias = a
-		} else if len(c.outAlias) < int(c.aliasOut) {
-			if c.outAlias == nil {
-				c.outAlias = make(map[string]uint16)
-			}
-			a = uint16(len(c.outAlias) + 1)
-			c.outAlias[string(pub.Topic)] = a
-			cp.Properties.TopicAlias = a
-		}
-		p = &cp
+	if pub, ok := p.(*mqtt.Publish); ok && (c.aliasOut > 0 || c.maxOut > 0) {
+		return c.encodePublish(buf, pub)
 	}
 	out, err := p.AppendTo(buf, c.version)
 	if err != nil {
@@ -443,6 +433,62 @@ func (c *Conn) encode(buf []byte, p mqtt.Packet) []byte {
 	}
 	return out
 }
+
+// encodePublish appends pub as it goes on the wire: with the topic replaced
+// by the alias the client already knows (MQTT 5.0 section 3.3.2.3.4), or
+// with the topic and a new alias while the client's Topic Alias Maximum
+// leaves room, or as it is. The size checked against the client's Maximum
+// Packet Size is that of those very bytes [MQTT-3.1.2-25]: a new alias costs
+// three bytes, so a PUBLISH that fits only without it goes without it (the
+// alias is not spent), and one that fits in no form is not sent: it is
+// counted "too_large_for_client" and, at QoS 1/2, acknowledged in the
+// session as if delivered, so it leaves the in-flight window and the store.
+// Only the writer (or the driven Conn's Output) calls it.
+func (c *Conn) encodePublish(buf []byte, pub *mqtt.Publish) []byte {
+	cp := *pub
+	topic := string(pub.Topic)
+	a, known := c.outAlias[topic]
+	switch {
+	case known:
+		cp.Topic = nil // the alias alone names the topic
+		cp.Properties.TopicAlias = a
+	case len(c.outAlias) < int(c.aliasOut):
+		a = uint16(len(c.outAlias) + 1)
+		cp.Properties.TopicAlias = a
+	}
+	out, err := cp.AppendTo(buf, c.version)
+	if err == nil && !known && cp.Properties.TopicAlias != 0 && !c.within(len(out)-len(buf)) {
+		cp.Properties.TopicAlias = 0 // the three bytes of a new alias are too many
+		out, err = cp.AppendTo(buf, c.version)
+	}
+	if err != nil {
+		c.cfg.Logger.Warn("cannot encode a packet", "client", c.id, "type", pub.Type(), "err", err)
+		return buf
+	}
+	if !c.within(len(out) - len(buf)) {
+		// [MQTT-3.1.2-25] too large for the client even in its smallest
+		// form: discard it as if it had been delivered.
+		c.hub.Count("too_large_for_client")
+		switch pub.QoS {
+		case mqtt.AtLeastOnce:
+			c.st.ack(mqtt.PUBACK, pub.PacketID, mqtt.Success)
+		case mqtt.ExactlyOnce:
+			c.st.ack(mqtt.PUBREC, pub.PacketID, mqtt.UnspecifiedError)
+		}
+		return buf
+	}
+	if !known && cp.Properties.TopicAlias != 0 {
+		if c.outAlias == nil {
+			c.outAlias = make(map[string]uint16)
+		}
+		c.outAlias[topic] = a
+	}
+	return out
+}
+
+// within reports whether a packet of n bytes is within the client's
+// Maximum Packet Size.
+func (c *Conn) within(n int) bool { return c.maxOut == 0 || n <= int(c.maxOut) }
 
 // writeNow writes p directly: for CONNACK refusals, before the writer runs.
 func (c *Conn) writeNow(p mqtt.Packet, v mqtt.Version) {
@@ -475,14 +521,22 @@ func (c *Conn) buildPublish(p pendingMsg, now time.Time) *mqtt.Publish {
 	return pub
 }
 
-// fits reports whether pub, encoded, is within the client's Maximum Packet
-// Size.
+// fits reports whether pub can be within the client's Maximum Packet Size
+// in the smallest form encodePublish may send it: with the topic replaced
+// by an alias when the client accepts aliases (a topic of 0 bytes and a
+// 3-byte Topic Alias property). It is the session's early check, before a
+// packet id is spent; encodePublish checks the bytes actually sent
+// [MQTT-3.1.2-25].
 func (c *Conn) fits(pub *mqtt.Publish) bool {
 	if c.maxOut == 0 {
 		return true
 	}
 	cp := *pub
 	cp.PacketID = 1 // its size is what matters here
+	if c.aliasOut > 0 {
+		cp.Topic = nil
+		cp.Properties.TopicAlias = 1
+	}
 	b, err := cp.AppendTo(nil, c.version)
 	return err == nil && len(b) <= int(c.maxOut)
 }
