@@ -30,6 +30,15 @@ const (
 	// Latency runs Conns publisher/subscriber pairs at Rate messages/s in
 	// total and reports publish-to-delivery latency percentiles.
 	Latency Scenario = "latency"
+	// HoldLoad is make c1m's scenario: Conns clients in all, each connected
+	// and subscribed to its own topic. Pairs of them are publishers, the
+	// rest idle subscribers; once every client is ready, the publishers
+	// send Rate messages/s for Duration to Pairs of the subscribers
+	// (spread evenly over them) and the run reports publish-to-delivery
+	// latency. Then, with Sweep, one message goes to every idle
+	// subscriber, and the run ends with a Census of the connections still
+	// held. HoldLoad is not in Scenarios: make bench does not run it.
+	HoldLoad Scenario = "holdload"
 )
 
 // Scenarios lists every scenario in the order make bench runs them.
@@ -47,6 +56,7 @@ const (
 	MaxWindow      = 100_000
 	MaxLoops       = 256
 	MaxRampTimeout = 10 * time.Minute
+	MaxPairs       = 10_000
 )
 
 // Config is one run. The zero value runs the idle scenario with 1,000
@@ -81,6 +91,24 @@ type Config struct {
 	Hold time.Duration
 	// Messages caps the messages published in total (default 10,000,000).
 	Messages int64
+	// Pairs is, for HoldLoad, how many of the Conns clients publish (default
+	// 500, at most MaxPairs and Conns/2); each publishes to one idle
+	// subscriber's topic. Other scenarios ignore it.
+	Pairs int
+	// Sweep, for HoldLoad, sends one message to every idle subscriber after
+	// the publishing time, at most SweepRate messages/s (default 50,000)
+	// and SweepWindow sent and not yet delivered (default 20,000), and
+	// counts the subscribers it reached (Census.Swept). The sweep stops
+	// when every subscriber got its message, when nothing arrived for 5 s,
+	// or after 3 minutes.
+	Sweep       bool
+	SweepRate   float64
+	SweepWindow int
+	// BeforeClose, if not nil, is called once by Run, from the goroutine
+	// that called Run and with no lock held, after the census (HoldLoad) or
+	// the hold (Idle) and before any connection is closed: the moment to
+	// ask the broker what it holds. Run waits for it to return.
+	BeforeClose func()
 	// Payload is the message size in bytes, at least 8 (default 64).
 	Payload int
 	// Window is how many connects may be in flight at once (default 100).
@@ -120,7 +148,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Scenario == "" {
 		c.Scenario = Idle
 	}
-	if !slices.Contains(Scenarios, c.Scenario) {
+	if !slices.Contains(Scenarios, c.Scenario) && c.Scenario != HoldLoad {
 		return c, fmt.Errorf("load: unknown scenario %q (want one of %v)", c.Scenario, Scenarios)
 	}
 	def := func(p *int, v int) {
@@ -138,6 +166,15 @@ func (c Config) withDefaults() (Config, error) {
 		def(&c.Conns, 100)
 	}
 	def(&c.Conns, 1000)
+	if c.Scenario == HoldLoad {
+		def(&c.Pairs, min(500, c.Conns/2))
+	}
+	if c.Sweep {
+		if c.SweepRate == 0 {
+			c.SweepRate = 50_000
+		}
+		def(&c.SweepWindow, 20_000)
+	}
 	def(&c.SourceCount, max(4, c.Conns/10_000+1))
 	def(&c.Payload, 64)
 	def(&c.Window, 100)
@@ -148,7 +185,7 @@ func (c Config) withDefaults() (Config, error) {
 		switch c.Scenario {
 		case FanOut:
 			c.Rate = 100
-		case Latency:
+		case Latency, HoldLoad:
 			c.Rate = 20_000
 		}
 	}
@@ -175,6 +212,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("load: conns %d out of range [1, %d]", c.Conns, MaxConns)
 	case c.Scenario == Latency && 2*c.Conns > MaxConns:
 		return c, fmt.Errorf("load: latency pairs %d out of range [1, %d]", c.Conns, MaxConns/2)
+	case c.Scenario == HoldLoad && (c.Pairs < 1 || c.Pairs > MaxPairs || 2*c.Pairs > c.Conns):
+		return c, fmt.Errorf("load: hold: pairs %d out of range [1, min(%d, conns/2 = %d)]", c.Pairs, MaxPairs, c.Conns/2)
+	case c.SweepRate < 0 || c.SweepRate > MaxRate:
+		return c, fmt.Errorf("load: sweep rate %g out of range [0, %d]", c.SweepRate, MaxRate)
+	case c.Sweep && (c.SweepWindow < 1 || c.SweepWindow > MaxWindow):
+		return c, fmt.Errorf("load: sweep window %d out of range [1, %d]", c.SweepWindow, MaxWindow)
 	case c.Rate < 0 || c.Rate > MaxRate:
 		return c, fmt.Errorf("load: rate %g out of range [0, %d]", c.Rate, MaxRate)
 	case c.Duration < 0 || c.Duration > MaxDuration:
@@ -214,13 +257,30 @@ func (c Config) totalConns() int {
 
 // bound is the longest the run may take, ramps and drains included.
 func (c Config) bound() time.Duration {
-	return 2*c.RampTimeout + c.Duration + c.Hold + 30*time.Second
+	b := 2*c.RampTimeout + c.Duration + c.Hold + 30*time.Second
+	if c.Sweep {
+		b += maxSweep
+	}
+	return b
 }
+
+// maxSweep bounds HoldLoad's sweep.
+const maxSweep = 3 * time.Minute
+
+// pubLoops is how many loops HoldLoad's publishers are spread over: a few, so
+// that only those loops wake every millisecond to pace.
+func (c Config) pubLoops() int { return max(1, min(c.Loops, 4, c.Pairs)) }
+
+// subs is how many of HoldLoad's clients are idle subscribers.
+func (c Config) subs() int { return c.Conns - c.Pairs }
 
 // maxPerLoop is the most sockets one event loop opens (see shared.loopFor).
 func (c Config) maxPerLoop() int {
 	if c.Scenario == FanIn && c.Loops > 1 {
 		return (c.Conns + c.Loops - 2) / (c.Loops - 1)
+	}
+	if c.Scenario == HoldLoad {
+		return (c.subs()+c.Loops-1)/c.Loops + (c.Pairs+c.pubLoops()-1)/c.pubLoops()
 	}
 	return (c.totalConns() + c.Loops - 1) / c.Loops
 }

@@ -42,7 +42,9 @@ const (
 type conn struct {
 	fd      int
 	id      int32
-	pub     bool // a publisher: subscribes to nothing
+	pingAt  int32 // when the next PINGREQ is due, ms since s.epoch (ready only)
+	pub     bool  // a publisher (in HoldLoad it also subscribes, to a topic of its own)
+	got     bool  // a sweep message arrived (HoldLoad)
 	state   connState
 	partial []byte // the start of a packet not yet whole; nil when idle
 	out     []byte // bytes the socket did not take; nil when drained
@@ -78,7 +80,11 @@ type loop struct {
 	paceT0   time.Time
 	paceSent int64
 	paceNext int
-	lastPing time.Time
+	// pingQ holds the ready connections in the order their PINGREQ is
+	// due (pingAt only grows along it); pingQ[:pingHead] is spent.
+	pingQ    []*conn
+	pingHead int
+	sweepRx  int64 // sweep messages received, not yet added to s.sweepRx
 }
 
 type engine struct {
@@ -89,7 +95,7 @@ type engine struct {
 func newEngine(s *shared, n int) (*engine, error) {
 	e := &engine{}
 	for i := range n {
-		l := &loop{s: s, idx: i, target: s.target, conns: make(map[int]*conn), rbuf: make([]byte, 256<<10), lastPing: time.Now()}
+		l := &loop{s: s, idx: i, target: s.target, conns: make(map[int]*conn), rbuf: make([]byte, 256<<10)}
 		var err error
 		if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 			e.closeFDs()
@@ -224,6 +230,10 @@ func (l *loop) flushCounts() {
 		l.s.received.Add(l.rx)
 		l.rx = 0
 	}
+	if l.sweepRx > 0 {
+		l.s.sweepRx.Add(l.sweepRx)
+		l.sweepRx = 0
+	}
 }
 
 // dial opens connection id from its source address, without blocking.
@@ -295,6 +305,7 @@ func (l *loop) closeAll() {
 	}
 	clear(l.conns)
 	l.pubs = nil
+	l.pingQ, l.pingHead = nil, 0
 }
 
 func (l *loop) event(c *conn, ev uint32) {
@@ -399,6 +410,13 @@ func (l *loop) packet(c *conn, h mqtt.FixedHeader, body []byte) {
 			return
 		}
 		now := time.Since(s.epoch)
+		if p := l.pkt.Payload; len(p) >= 16 && string(p[8:16]) == sweepMagic {
+			if !c.got {
+				c.got = true
+				l.sweepRx++
+			}
+			return
+		}
 		if l.rx == 0 && l.firstRx == 0 {
 			l.firstRx = now
 		}
@@ -418,7 +436,7 @@ func (l *loop) packet(c *conn, h mqtt.FixedHeader, body []byte) {
 			return
 		}
 		s.connected.Add(1)
-		if c.pub {
+		if c.pub && s.scenario != HoldLoad {
 			l.ready(c)
 			return
 		}
@@ -461,6 +479,10 @@ func (l *loop) sendConnect(c *conn) {
 
 func (l *loop) ready(c *conn) {
 	c.state = stReady
+	if half := l.pingEvery(); half > 0 {
+		c.pingAt = int32((time.Since(l.s.epoch) + half) / time.Millisecond)
+		l.pingQ = append(l.pingQ, c)
+	}
 	if c.pub {
 		p := mqtt.Publish{Topic: []byte(l.s.topic(c.id)), Payload: make([]byte, l.s.payload)}
 		b, err := p.AppendTo(nil, l.s.version)
@@ -605,20 +627,109 @@ func (l *loop) pace() {
 	}
 }
 
-// keepalive sends PINGREQ on every ready connection each half keepalive.
+// pingEvery is how often a ready connection sends PINGREQ: each half
+// keepalive (0: never).
+func (l *loop) pingEvery() time.Duration {
+	return time.Duration(l.s.keepAlive) * time.Second / 2
+}
+
+// keepalive sends PINGREQ on each ready connection half a keepalive after
+// it became ready, then each half keepalive: the pings are spread as the
+// ramp spread the connections, not sent in one burst per loop.
 func (l *loop) keepalive() {
-	ka := time.Duration(l.s.keepAlive) * time.Second
-	if ka == 0 || time.Since(l.lastPing) < ka/2 {
+	half := l.pingEvery()
+	if half == 0 || l.pingHead == len(l.pingQ) {
 		return
 	}
-	l.lastPing = time.Now()
-	ping, _ := (&mqtt.PingReq{}).AppendTo(nil, l.s.version)
-	for _, c := range l.conns {
-		if c.state == stReady && len(c.out) == 0 {
-			l.write(c, ping)
+	now := int32(time.Since(l.s.epoch) / time.Millisecond)
+	var ping []byte
+	for l.pingHead < len(l.pingQ) {
+		c := l.pingQ[l.pingHead]
+		if c.pingAt > now {
+			break
 		}
+		l.pingQ[l.pingHead] = nil
+		l.pingHead++
+		if c.fd < 0 || l.conns[c.fd] != c {
+			continue // dropped
+		}
+		if len(c.out) == 0 {
+			if ping == nil {
+				ping, _ = (&mqtt.PingReq{}).AppendTo(nil, l.s.version)
+			}
+			l.write(c, ping)
+			if c.fd < 0 {
+				continue
+			}
+		}
+		c.pingAt = now + int32(half/time.Millisecond)
+		l.pingQ = append(l.pingQ, c)
+	}
+	if l.pingHead > 1024 && 2*l.pingHead > len(l.pingQ) {
+		n := copy(l.pingQ, l.pingQ[l.pingHead:])
+		clear(l.pingQ[n:])
+		l.pingQ, l.pingHead = l.pingQ[:n], 0
 	}
 }
+
+// sweepMagic marks a sweep message: payload bytes 8 to 16.
+const sweepMagic = "c1msweep"
+
+// sweep sends one sweep message to the topic of each subscriber in ids,
+// through the loop's publishers in turn.
+func (l *loop) sweep(ids []int32) {
+	s := l.s
+	if len(l.pubs) == 0 {
+		return
+	}
+	var payload [16]byte
+	copy(payload[8:], sweepMagic)
+	for _, id := range ids {
+		c := l.pubs[l.paceNext%len(l.pubs)]
+		l.paceNext++
+		if c.fd < 0 {
+			continue
+		}
+		binary.LittleEndian.PutUint64(payload[:8], uint64(time.Since(s.epoch)))
+		p := mqtt.Publish{Topic: []byte(s.filter(id)), Payload: payload[:]}
+		b, err := p.AppendTo(l.wbuf[:0], s.version)
+		if err != nil {
+			s.noteErr("encode sweep PUBLISH", err)
+			return
+		}
+		l.wbuf = b
+		s.sweepSent.Add(1)
+		l.write(c, b)
+	}
+}
+
+// census counts the loop's connections: ready ones that are still open,
+// and of them those whose TCP state is ESTABLISHED (TCP_INFO).
+func (l *loop) census() Census {
+	var n Census
+	for _, c := range l.conns {
+		if c.state != stReady {
+			n.NotReady++
+			continue
+		}
+		n.Held++
+		if c.pub {
+			n.Publishers++
+		} else {
+			n.Subscribers++
+			if c.got {
+				n.Swept++
+			}
+		}
+		if ti, err := unix.GetsockoptTCPInfo(c.fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && ti.State == tcpEstablished {
+			n.Established++
+		}
+	}
+	return n
+}
+
+// tcpEstablished is TCP_ESTABLISHED in TCP_INFO's state (include/net/tcp_states.h).
+const tcpEstablished = 1
 
 type sockaddrT = unix.SockaddrInet4
 

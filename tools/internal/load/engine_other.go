@@ -35,3 +35,6 @@ func newEngine(*shared, int) (*engine, error) { return nil, errors.ErrUnsupporte
 func (e *engine) start()                      {}
 func (e *engine) stop()                       {}
 func (e *engine) post(int, func(*loop))       {}
+
+func (l *loop) sweep([]int32)  {}
+func (l *loop) census() Census { return Census{} }

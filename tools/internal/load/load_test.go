@@ -193,3 +193,44 @@ func TestRun_ConnectRefusedIsReported(t *testing.T) {
 	assert.Zero(t, res.Ready)
 	assert.NotEmpty(t, res.Errors)
 }
+
+func TestParseSlab(t *testing.T) {
+	slab, un, err := parseSlab("MemTotal: 1 kB\nSlab:             533136 kB\nSReclaimable:     480480 kB\nSUnreclaim:        52656 kB\n")
+	require.NoError(t, err)
+	assert.EqualValues(t, 533136<<10, slab)
+	assert.EqualValues(t, 52656<<10, un)
+	for _, bad := range []string{"", "Slab: 1 kB\n", "Slab: x kB\nSUnreclaim: 1 kB\n", "Slab:\nSUnreclaim: 1 kB\n"} {
+		_, _, err := parseSlab(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	s, _, err := ReadSlab()
+	require.NoError(t, err)
+	assert.Positive(t, s)
+}
+
+func TestConfig_HoldLoad(t *testing.T) {
+	c, err := Config{Scenario: HoldLoad, Conns: 1_000_000, Loops: 56}.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, 500, c.Pairs)
+	assert.Equal(t, 20_000.0, c.Rate)
+	assert.Equal(t, 4, c.pubLoops())
+	// 999,500 subscribers over 56 loops, 500 publishers over the first 4.
+	assert.Equal(t, 17_849+125, c.maxPerLoop())
+	for _, bad := range []Config{
+		{Scenario: HoldLoad, Conns: 1},
+		{Scenario: HoldLoad, Conns: 100, Pairs: 51},
+		{Scenario: HoldLoad, Conns: 100_000, Pairs: MaxPairs + 1},
+		{Scenario: HoldLoad, Sweep: true, SweepRate: -1},
+	} {
+		_, err := bad.withDefaults()
+		assert.Error(t, err, "%+v", bad)
+	}
+	s := &shared{cfg: c, scenario: HoldLoad, prefix: "p"}
+	assert.Equal(t, "p/holdload/0", s.topic(999_500), "publisher 0 sends to subscriber 0")
+	assert.Equal(t, "p/holdload/1999", s.topic(999_501), "stride 999,500/500")
+	assert.Equal(t, "p/pub/999500", s.filter(999_500))
+	assert.Equal(t, 0, s.loopFor(999_500))
+	assert.Equal(t, 3, s.loopFor(999_503))
+	assert.Equal(t, 0, s.loopFor(999_504))
+	assert.Equal(t, 55, s.loopFor(55))
+}

@@ -17,6 +17,8 @@ type Sample struct {
 	RxPerSec float64 `json:"rx_per_s"` // deliveries per second since the last sample
 	// BrokerRSS is the broker's VmRSS in bytes (0 without a broker PID).
 	BrokerRSS int64 `json:"broker_rss,omitempty"`
+	// Slab is the machine's kernel slab in bytes (/proc/meminfo).
+	Slab int64 `json:"slab,omitempty"`
 }
 
 // progress samples the counters for the timeline and shows them on w: a
@@ -83,6 +85,7 @@ func (p *progress) sample(now time.Time) Sample {
 	if pid := s.cfg.BrokerPID; pid != 0 {
 		smp.BrokerRSS, _ = ReadRSS(pid)
 	}
+	smp.Slab, _, _ = ReadSlab()
 	if d := now.Sub(p.lastT).Seconds(); d > 0 {
 		smp.RxPerSec = float64(rx-p.lastRx) / d
 	}
@@ -102,6 +105,9 @@ func (p *progress) show(smp Sample) {
 	}
 	line := fmt.Sprintf("%5.1fs  %-18s ready %d  failed %d  lost %d  sent %d  rcvd %d (%s/s)",
 		smp.T, phase, smp.Ready, s.failed.Load(), s.lost.Load(), smp.Sent, smp.Received, si(smp.RxPerSec))
+	if phase == "sweep" {
+		line += fmt.Sprintf("  swept %d/%d", s.sweepRx.Load(), total)
+	}
 	if !p.terminal {
 		fmt.Fprintln(p.w, line)
 		return

@@ -57,8 +57,73 @@ type Result struct {
 	// queues during the run (all listeners, from /proc/net/netstat).
 	ListenOverflows int64 `json:"listen_overflows"`
 
+	// Census (HoldLoad) counts the connections held at the end.
+	Census *Census `json:"census,omitempty"`
+	// Marks (HoldLoad) are the counters, the broker's RSS and the
+	// kernel's slab at the steps of the run: start, ramped, published,
+	// swept, census.
+	Marks []Mark `json:"marks,omitempty"`
+
 	Errors   map[string]int `json:"errors,omitempty"`
 	Timeline []Sample       `json:"timeline"`
+}
+
+// Census is what the load generator holds at the end of a HoldLoad run,
+// counted by each event loop over its own connections.
+type Census struct {
+	// Held is the ready connections (CONNACK and SUBACK received) that
+	// are still open: the broker has not closed them, as far as the
+	// loop has read. Subscribers + Publishers = Held.
+	Held        int64 `json:"held"`
+	Subscribers int64 `json:"subscribers"`
+	Publishers  int64 `json:"publishers"`
+	// Established is how many of Held the kernel reports in the TCP
+	// state ESTABLISHED (getsockopt TCP_INFO on each socket).
+	Established int64 `json:"established"`
+	// NotReady is connections still open that never became ready.
+	NotReady int64 `json:"not_ready"`
+	// SweepTargets idle subscribers were each sent one sweep message
+	// (SweepSent in all); Swept of them received it.
+	SweepTargets int64 `json:"sweep_targets"`
+	SweepSent    int64 `json:"sweep_sent"`
+	Swept        int64 `json:"swept"`
+	// Lost and Failed are the run's counters at the census: ready
+	// connections the broker closed, and connects that failed.
+	Lost   int64 `json:"lost"`
+	Failed int64 `json:"failed"`
+}
+
+func (c *Census) add(o Census) {
+	c.Held += o.Held
+	c.Subscribers += o.Subscribers
+	c.Publishers += o.Publishers
+	c.Established += o.Established
+	c.NotReady += o.NotReady
+	c.Swept += o.Swept
+}
+
+// Mark is a snapshot taken at one step of a run.
+type Mark struct {
+	Name   string  `json:"name"`
+	T      float64 `json:"t"` // seconds since the run began
+	Ready  int64   `json:"ready"`
+	Failed int64   `json:"failed"`
+	Lost   int64   `json:"lost"`
+	// BrokerRSS is the broker's VmRSS (0 without a broker PID).
+	BrokerRSS int64 `json:"broker_rss,omitempty"`
+	// Slab and SUnreclaim are the machine's, from /proc/meminfo.
+	Slab       int64 `json:"slab"`
+	SUnreclaim int64 `json:"sunreclaim"`
+}
+
+// MarkNamed returns the mark called name, or nil.
+func (r *Result) MarkNamed(name string) *Mark {
+	for i := range r.Marks {
+		if r.Marks[i].Name == name {
+			return &r.Marks[i]
+		}
+	}
+	return nil
 }
 
 // Params are the settings the run used, defaults filled in.
@@ -113,8 +178,15 @@ func (r *Result) Markdown() string {
 	}
 	if r.BrokerPID != 0 {
 		row("broker RSS before / after", "%s / %s", mib(r.BrokerRSSBefore), mib(r.BrokerRSSAfter))
-		if r.Sent == 0 {
+		if r.Sent == 0 || r.Scenario == HoldLoad {
 			row("broker RSS per connection", "%.0f B", r.BrokerRSSPerConn)
+		}
+	}
+	if c := r.Census; c != nil {
+		row("census: held (subscribers + publishers)", "%d (%d + %d)", c.Held, c.Subscribers, c.Publishers)
+		row("census: TCP ESTABLISHED / not ready", "%d / %d", c.Established, c.NotReady)
+		if c.SweepTargets > 0 {
+			row("census: sweep reached", "%d of %d subscribers", c.Swept, c.SweepTargets)
 		}
 	}
 	row("loadgen RSS", "%s", mib(r.LoadgenRSS))

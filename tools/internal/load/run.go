@@ -44,6 +44,7 @@ type shared struct {
 	sent, received                                   atomic.Int64
 	budget                                           atomic.Int64
 	forgiven                                         atomic.Int64 // messages given up as lost, out of the window
+	sweepSent, sweepRx                               atomic.Int64 // HoldLoad's sweep messages
 	stopPub                                          atomic.Bool
 
 	mu    sync.Mutex
@@ -90,6 +91,10 @@ func (s *shared) filter(id int32) string {
 		return s.prefix + "/fanout"
 	case Latency:
 		return s.prefix + "/lat/" + strconv.Itoa(int(id))
+	case HoldLoad:
+		if int(id) >= s.cfg.subs() {
+			return s.prefix + "/pub/" + strconv.Itoa(int(id))
+		}
 	}
 	return s.prefix + "/" + string(s.scenario) + "/" + strconv.Itoa(int(id))
 }
@@ -101,6 +106,11 @@ func (s *shared) topic(id int32) string {
 		return s.prefix + "/fanin/" + strconv.Itoa(int(id))
 	case FanOut:
 		return s.prefix + "/fanout"
+	case HoldLoad:
+		// Publisher k sends to subscriber k×stride: the sample is spread
+		// over every loop and source address.
+		stride := max(1, s.cfg.subs()/s.cfg.Pairs)
+		return s.filter(int32((int(id) - s.cfg.subs()) * stride))
 	}
 	return s.prefix + "/lat/" + strconv.Itoa(int(id)-s.cfg.Conns)
 }
@@ -114,6 +124,9 @@ func (s *shared) loopFor(id int32) int {
 			return 0
 		}
 		return 1 + int(id-1)%(n-1)
+	}
+	if s.scenario == HoldLoad && int(id) >= s.cfg.subs() {
+		return (int(id) - s.cfg.subs()) % s.cfg.pubLoops()
 	}
 	return int(id) % n
 }
@@ -189,10 +202,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	prog := startProgress(s, cfg.Progress, cfg.Terminal)
 	r := &runner{s: s, e: e, cfg: cfg, res: res}
 	runErr := r.run(ctx)
+	if cfg.BeforeClose != nil {
+		cfg.BeforeClose()
+	}
 	if ready := s.ready.Load(); cfg.BrokerPID != 0 && ready > 0 {
 		if rss, err := ReadRSS(cfg.BrokerPID); err == nil {
 			res.BrokerRSSAfter = rss
-			if cfg.Scenario == Idle || cfg.Scenario == Storm {
+			if cfg.Scenario == Idle || cfg.Scenario == Storm || cfg.Scenario == HoldLoad {
 				res.BrokerRSSPerConn = float64(rss-res.BrokerRSSBefore) / float64(ready)
 			}
 		} else {
@@ -248,8 +264,124 @@ func (r *runner) run(ctx context.Context) error {
 				err = r.publish(ctx)
 			}
 		}
+	case HoldLoad:
+		err = r.holdLoad(ctx)
 	}
 	return err
+}
+
+// holdLoad is the HoldLoad scenario: ramp, publish, sweep, census. Marks
+// are taken at each step; the census is taken whatever failed before it.
+func (r *runner) holdLoad(ctx context.Context) error {
+	subs, n := int32(r.cfg.subs()), int32(r.cfg.Conns)
+	r.mark("start")
+	err := r.ramp(ctx, "subscribers", 0, subs, false)
+	if err == nil {
+		err = r.ramp(ctx, "publishers", subs, n, true)
+	}
+	r.mark("ramped")
+	if err == nil {
+		err = r.publish(ctx)
+		r.mark("published")
+	}
+	if err == nil && r.cfg.Sweep {
+		err = r.sweep(ctx)
+		r.mark("swept")
+	}
+	c, cerr := r.census(ctx)
+	r.res.Census = c
+	r.mark("census")
+	return errors.Join(err, cerr)
+}
+
+// mark records the counters, the broker's RSS and the kernel's slab now.
+func (r *runner) mark(name string) {
+	m := Mark{Name: name, T: time.Since(r.s.epoch).Seconds(), Ready: r.s.ready.Load(),
+		Failed: r.s.failed.Load(), Lost: r.s.lost.Load()}
+	if pid := r.cfg.BrokerPID; pid != 0 {
+		m.BrokerRSS, _ = ReadRSS(pid)
+	}
+	m.Slab, m.SUnreclaim, _ = ReadSlab()
+	r.res.Marks = append(r.res.Marks, m)
+}
+
+// sweep sends one message to every idle subscriber's topic, through the
+// publishers, and waits for the deliveries (see Config.Sweep).
+func (r *runner) sweep(ctx context.Context) error {
+	s := r.s
+	subs := int64(r.cfg.subs())
+	s.setPhase("sweep", subs)
+	ctx, cancel := context.WithTimeout(ctx, maxSweep)
+	defer cancel()
+	chunk := int64(min(500, r.cfg.SweepWindow))
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	lastRx, lastRxAt := int64(-1), time.Now()
+	next, pl := int64(0), 0
+	for {
+		rx := s.sweepRx.Load()
+		if rx != lastRx {
+			lastRx, lastRxAt = rx, time.Now()
+		}
+		if rx >= subs {
+			break
+		}
+		if next >= subs && time.Since(lastRxAt) > 5*time.Second {
+			break // what is missing is not coming
+		}
+		// Paced at SweepRate, and at most SweepWindow posted and not yet
+		// delivered: a slow broker slows the sweep instead of queueing
+		// without bound in the publishers' buffers.
+		allowed := int64(time.Since(start).Seconds()*r.cfg.SweepRate) + chunk
+		for next < subs && next < allowed && next+chunk-rx <= int64(r.cfg.SweepWindow) {
+			ids := make([]int32, 0, min(chunk, subs-next))
+			for id := next; id < min(next+chunk, subs); id++ {
+				ids = append(ids, int32(id))
+			}
+			next += int64(len(ids))
+			r.e.post(pl, func(l *loop) { l.sweep(ids) })
+			pl = (pl + 1) % r.cfg.pubLoops()
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil // bounded: the census says how many it reached
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// census asks every loop to count its connections (see loop.census).
+func (r *runner) census(ctx context.Context) (*Census, error) {
+	r.s.setPhase("census", 0)
+	got := make(chan Census, len(r.e.loops))
+	for i := range r.e.loops {
+		r.e.post(i, func(l *loop) { got <- l.census() })
+	}
+	sum := &Census{}
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for range r.e.loops {
+		select {
+		case c := <-got:
+			sum.add(c)
+		case <-timeout.C:
+			return sum, errors.New("load: census: a loop did not answer within 30 s")
+		case <-ctx.Done():
+			return sum, fmt.Errorf("load: census: %w", ctx.Err())
+		}
+	}
+	sum.SweepTargets = int64(r.cfg.subs())
+	if !r.cfg.Sweep {
+		sum.SweepTargets = 0
+	}
+	sum.SweepSent = r.s.sweepSent.Load()
+	sum.Lost, sum.Failed = r.s.lost.Load(), r.s.failed.Load()
+	return sum, nil
 }
 
 // ramp dials ids [from, to) with at most Window connects in flight and
@@ -314,8 +446,11 @@ func (r *runner) publish(ctx context.Context) error {
 	s := r.s
 	s.setPhase("publish", int64(r.cfg.Duration/time.Millisecond))
 	pubs := int64(r.cfg.Conns)
-	if r.cfg.Scenario == FanOut {
+	switch r.cfg.Scenario {
+	case FanOut:
 		pubs = 1
+	case HoldLoad:
+		pubs = int64(r.cfg.Pairs)
 	}
 	t0 := time.Now()
 	r.t0 = t0.Sub(s.epoch)
@@ -459,6 +594,44 @@ func ReadRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("load: read RSS of %d: no VmRSS line", pid)
+}
+
+// ReadSlab returns the machine's Slab and SUnreclaim, in bytes, from
+// /proc/meminfo.
+func ReadSlab() (slab, unreclaim int64, err error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, 0, fmt.Errorf("load: read slab: %w", err)
+	}
+	return parseSlab(string(b))
+}
+
+func parseSlab(meminfo string) (slab, unreclaim int64, err error) {
+	var found int
+	for line := range strings.Lines(meminfo) {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || (name != "Slab" && name != "SUnreclaim") {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 1 {
+			return 0, 0, fmt.Errorf("load: read slab: bad line %q", line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb < 0 {
+			return 0, 0, fmt.Errorf("load: read slab: bad line %q", line)
+		}
+		if name == "Slab" {
+			slab = kb << 10
+		} else {
+			unreclaim = kb << 10
+		}
+		found++
+	}
+	if found != 2 {
+		return 0, 0, errors.New("load: read slab: no Slab or SUnreclaim line in /proc/meminfo")
+	}
+	return slab, unreclaim, nil
 }
 
 // listenOverflows returns the machine's TcpExt ListenOverflows counter from

@@ -105,3 +105,47 @@ func TestScenario_PrivateFDTablesHoldTheSockets(t *testing.T) {
 	assert.EqualValues(t, 90, res.Ready)
 	assert.True(t, res.Params.PrivateFDs)
 }
+
+func TestScenario_HoldLoadSweepsAndCountsEveryClient(t *testing.T) {
+	var calledWith int64 = -1
+	var res *Result
+	c := Config{Scenario: HoldLoad, Conns: 203, Pairs: 3, Rate: 600, Duration: 300 * time.Millisecond,
+		Sweep: true, SweepRate: 10_000, SweepWindow: 50, PrivateFDs: true}
+	c.BeforeClose = func() { calledWith = 0 } // set before Run closes anything
+	res = run(t, c)
+	assert.Zero(t, calledWith, "BeforeClose was called")
+	assert.EqualValues(t, 203, res.Ready)
+	require.Len(t, res.Ramps, 2)
+	assert.Equal(t, 200, res.Ramps[0].Conns)
+	assert.Equal(t, 3, res.Ramps[1].Conns)
+	// The background load reaches its subscribers.
+	assert.Positive(t, res.Sent)
+	assert.Equal(t, res.Sent, res.Received)
+	require.NotNil(t, res.Latency)
+	assert.Equal(t, uint64(res.Received), res.Latency.Count, "sweep messages are not latency samples")
+
+	cs := res.Census
+	require.NotNil(t, cs)
+	assert.Equal(t, Census{Held: 203, Subscribers: 200, Publishers: 3, Established: 203,
+		SweepTargets: 200, SweepSent: 200, Swept: 200}, *cs)
+	var names []string
+	for _, m := range res.Marks {
+		names = append(names, m.Name)
+		assert.Positive(t, m.Slab, m.Name)
+		assert.Positive(t, m.BrokerRSS, m.Name)
+	}
+	assert.Equal(t, []string{"start", "ramped", "published", "swept", "census"}, names)
+	assert.EqualValues(t, 203, res.MarkNamed("census").Ready)
+	assert.Nil(t, res.MarkNamed("nope"))
+	assert.Positive(t, res.BrokerRSSPerConn)
+}
+
+// With a keepalive of 1 s, the broker closes a client that sends nothing
+// for 1.5 s: idle subscribers survive a 2.5 s hold only if their spread
+// PINGREQs go out.
+func TestScenario_HoldLoadKeepsIdleClientsAliveWithPings(t *testing.T) {
+	res := run(t, Config{Scenario: HoldLoad, Conns: 40, Pairs: 1, Rate: 10, Duration: 2500 * time.Millisecond, KeepAlive: 1})
+	require.NotNil(t, res.Census)
+	assert.EqualValues(t, 40, res.Census.Held)
+	assert.EqualValues(t, 40, res.Census.Established)
+}
