@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -189,17 +190,12 @@ func (k *brokerKind) start(ctx context.Context, dir string) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
+	r, err := spawn(argv, log)
+	if err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start %s: %w", k.name, err)
 	}
-	r := &running{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), exited: make(chan struct{}), log: log}
-	go func() {
-		r.err = cmd.Wait()
-		close(r.exited)
-	}()
+	r.addr = fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", r.addr, 200*time.Millisecond)
@@ -221,6 +217,41 @@ func (k *brokerKind) start(ctx context.Context, dir string) (*running, error) {
 			return nil, fmt.Errorf("%s did not listen on %s within 15 s: see %s", k.name, r.addr, log.Name())
 		}
 	}
+}
+
+// spawn starts argv with its output to log, and a goroutine that waits for
+// it. On Linux the child is tied to this process (see childAttr): if bench
+// dies, even by SIGKILL, the kernel kills the child too, so no broker is left
+// holding its port and memory.
+//
+// childAttr's Pdeathsig fires when the thread that started the child exits,
+// not the process: Go may end an OS thread while the process runs on (a
+// goroutine that exits while locked to its thread takes the thread with
+// it). So the goroutine that starts the child locks itself to its thread,
+// and keeps it, running cmd.Wait, until the child has exited: no other
+// goroutine runs on that thread meanwhile, so nothing can end it early. It
+// costs one OS thread per running broker, and bench runs one at a time.
+func spawn(argv []string, log *os.File) (*running, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = childAttr()
+	r := &running{cmd: cmd, exited: make(chan struct{}), log: log}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread() // only once the child is gone
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		r.err = cmd.Wait()
+		close(r.exited)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // stop ends the broker: SIGTERM, and SIGKILL if it is still there 5 s

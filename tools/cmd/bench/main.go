@@ -27,7 +27,9 @@
 // Brokers are built into a temporary directory first, so that the PID the
 // load generator reads RSS from is the broker's own (not `go run`'s).
 // bench stops only the processes it started, by PID (SIGTERM, then SIGKILL
-// after 5 s), talks only to 127.0.0.0/8, and is bounded by -timeout.
+// after 5 s), talks only to 127.0.0.0/8, and is bounded by -timeout. On
+// Linux a broker dies with bench even when bench is SIGKILLed (a
+// parent-death signal), so a killed run leaves no broker behind.
 package main
 
 import (
