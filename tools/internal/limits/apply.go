@@ -74,15 +74,23 @@ func Apply(root string, opt Options, euid int, restorePath string) ([]Change, er
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
+	if err := saveRestore(restorePath, plan); err != nil {
+		return nil, err
+	}
+	return writeAll(root, plan, func(c Change) string { return c.New })
+}
+
+// saveRestore writes the restore file for plan (its keys and old values).
+func saveRestore(path string, plan []Change) error {
 	rf := RestoreFile{Saved: time.Now().UTC(), Values: plan}
 	b, err := json.MarshalIndent(rf, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("apply: %w", err)
+		return fmt.Errorf("apply: %w", err)
 	}
-	if err := os.WriteFile(restorePath, append(b, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("apply: save restore file: %w", err)
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("apply: save restore file: %w", err)
 	}
-	return writeAll(root, plan, func(c Change) string { return c.New })
+	return nil
 }
 
 // Restore writes back the old values saved in the restore file at path, as
