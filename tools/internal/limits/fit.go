@@ -77,8 +77,11 @@ type Check struct {
 	Need string `json:"need"`
 	OK   bool   `json:"ok"`
 	// Fixable says that the Fit's Plan raises it (as root).
-	Fixable bool   `json:"fixable,omitempty"`
-	Note    string `json:"note,omitempty"`
+	Fixable bool `json:"fixable,omitempty"`
+	// Advisory says that a shortfall may not matter (conntrack, when
+	// loopback is not tracked): Err does not refuse for it.
+	Advisory bool   `json:"advisory,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // Fit says whether a Need fits, what is short, and which sysctl changes
@@ -196,14 +199,14 @@ func CheckFit(root string, n Need) (Fit, error) {
 
 	if _, err := os.Stat(root + "/" + sysctlPath("net.netfilter.nf_conntrack_max")); err == nil {
 		want := n.Conns + fileSlack
-		ct := Check{Name: "net.netfilter.nf_conntrack_max", Need: group(want) + " if loopback is tracked"}
+		ct := Check{Name: "net.netfilter.nf_conntrack_max", Need: group(want) + " if loopback is tracked", Advisory: true}
 		if v, _, err := readSysctlInt(fsys, "net.netfilter.nf_conntrack_max"); err != nil {
 			ct.Have, ct.Note, ct.OK = "?", err.Error(), true
 		} else {
 			ct.Have = group(v)
 			ct.OK = v >= want
 			if !ct.OK {
-				ct.Fixable, ct.Note = true, "raised for the run (harmless if loopback is not tracked)"
+				ct.Fixable, ct.Note = true, "raised for the run as root (harmless if loopback is not tracked); watch nf_conntrack_count"
 				plan("net.netfilter.nf_conntrack_max", want)
 			}
 		}
@@ -212,12 +215,12 @@ func CheckFit(root string, n Need) (Fit, error) {
 	return f, nil
 }
 
-// Err returns nil if every check is OK or Fixable (with canApply), and
-// otherwise an error wrapping ErrWontFit that lists what is short and why.
+// Err returns nil if every check is OK, Advisory, or Fixable (with
+// canApply), and otherwise an error wrapping ErrWontFit that lists what is short and why.
 func (f Fit) Err(canApply bool) error {
 	var short []string
 	for _, c := range f.Checks {
-		if c.OK || (c.Fixable && canApply) {
+		if c.OK || c.Advisory || (c.Fixable && canApply) {
 			continue
 		}
 		line := fmt.Sprintf("  %s: have %s, need %s", c.Name, c.Have, c.Need)
