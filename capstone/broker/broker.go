@@ -73,7 +73,13 @@ type Config struct {
 	// WebSocket connections always use the goroutine engine.
 	Engine string
 	// Epoll tunes the epoll engine (loops, buffer size, timing wheel);
-	// the zero value works. Its WriteTimeout defaults to the session's.
+	// the zero value works. Its WriteTimeout defaults to the session's,
+	// its Logger to Logger, and its MaxConns to Admission.MaxConns: a cap
+	// above what RLIMIT_NOFILE allows one descriptor table gives every
+	// loop a private table (engine.PlanEpoll; the engine logs its plan
+	// once). Private tables and a Sink are refused together for now: a
+	// sink may open spool files on the loop that routes a message, where
+	// they would land in the loop's table.
 	Epoll engine.EpollConfig
 }
 
@@ -128,6 +134,9 @@ func New(cfg Config) (*Broker, error) {
 		if runtime.GOOS != "linux" {
 			return nil, fmt.Errorf("new broker: %w: engine %q: %w", ErrBadConfig, cfg.Engine, engine.ErrEpollUnsupported)
 		}
+		if err := b.checkEpoll(); err != nil {
+			return nil, fmt.Errorf("new broker: %w: engine %q: %w", ErrBadConfig, cfg.Engine, err)
+		}
 	default:
 		return nil, fmt.Errorf("new broker: %w: engine %q: want %q or %q", ErrBadConfig, cfg.Engine, EngineGoroutine, EngineEpoll)
 	}
@@ -170,12 +179,43 @@ func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
 	return engine.Serve(ctx, ln, b.ServeConn)
 }
 
-// serveEpoll runs the epoll engine on ln.
-func (b *Broker) serveEpoll(ctx context.Context, ln net.Listener) error {
+// errShardedSink: see Config.Epoll.
+var errShardedSink = errors.New("private fd tables (a connection cap above RLIMIT_NOFILE) and a sink cannot be used together yet")
+
+// epollConfig is Config.Epoll with the defaults it documents.
+func (b *Broker) epollConfig() engine.EpollConfig {
 	cfg := b.cfg.Epoll
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = b.cfg.Session.WriteTimeout
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = b.cfg.Admission.MaxConns
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = b.cfg.Logger
+	}
+	return cfg
+}
+
+// checkEpoll refuses what the epoll engine's plan cannot serve.
+func (b *Broker) checkEpoll() error {
+	p, err := engine.PlanEpoll(b.epollConfig())
+	if err != nil {
+		return err
+	}
+	if p.PrivateFDs && b.cfg.Sink != nil {
+		return errShardedSink
+	}
+	return nil
+}
+
+// serveEpoll runs the epoll engine on ln.
+func (b *Broker) serveEpoll(ctx context.Context, ln net.Listener) error {
+	if err := b.checkEpoll(); err != nil {
+		ln.Close()
+		return fmt.Errorf("broker: epoll on %s: %w", ln.Addr(), err)
+	}
+	cfg := b.epollConfig()
 	if m := b.metrics; m != nil && cfg.OnBytes == nil {
 		cfg.OnBytes = func(in, out int) {
 			if in > 0 {

@@ -19,13 +19,21 @@ import (
 // drives a session over net.Pipe, the goroutine engine's way) runs once.
 var testEngine string
 
-var enginesFlag = flag.String("floodgate.engines", "", "comma-separated engines to test (default: goroutine and, on Linux, epoll)")
+// testPrivateFDs is set for the suite's epoll-sharded run: startBroker's
+// epoll engine gives every loop a private fd table (EpollConfig.PrivateFDs).
+var testPrivateFDs bool
+
+// engineSharded is the suite's name for the epoll engine with private fd
+// tables; it is not a Config.Engine value.
+const engineSharded = "epoll-sharded"
+
+var enginesFlag = flag.String("floodgate.engines", "", "comma-separated engines to test (default: goroutine and, on Linux, epoll and epoll-sharded)")
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	engines := []string{EngineGoroutine}
 	if runtime.GOOS == "linux" {
-		engines = append(engines, EngineEpoll)
+		engines = append(engines, EngineEpoll, engineSharded)
 	}
 	if *enginesFlag != "" {
 		engines = strings.Split(*enginesFlag, ",")
@@ -35,7 +43,10 @@ func TestMain(m *testing.M) {
 	}
 	code := 0
 	for _, e := range engines {
-		testEngine = e
+		testEngine, testPrivateFDs = e, e == engineSharded
+		if testPrivateFDs {
+			testEngine = EngineEpoll
+		}
 		fmt.Printf("=== engine %s\n", e)
 		if c := m.Run(); c != 0 {
 			fmt.Printf("--- FAIL: the suite with engine %s\n", e)

@@ -24,6 +24,8 @@ func startBroker(t *testing.T, cfg Config) (*Broker, string) {
 	t.Helper()
 	if cfg.Engine == "" {
 		cfg.Engine = testEngine
+		// Not with a sink: the two are refused together (Config.Epoll).
+		cfg.Epoll.PrivateFDs = cfg.Epoll.PrivateFDs || testPrivateFDs && cfg.Sink == nil
 	}
 	b, err := New(cfg)
 	require.NoError(t, err)

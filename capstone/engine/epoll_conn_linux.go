@@ -339,6 +339,7 @@ func (l *loop) closeConn(c *econn) {
 	c.in, c.out = l.drop(c.in), nil
 	l.finish(c)
 	if !l.listening && !l.stopping {
+		l.full.Store(false)
 		_ = l.listen() // a descriptor is free again
 	}
 }

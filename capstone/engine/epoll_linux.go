@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +38,24 @@ import (
 // loop's timing wheel when it has a keepalive. The one goroutine a
 // connection ever gets is the one its CONNECT runs on, because that can
 // block (bcrypt, waiting for a taken-over session).
+//
+// With private fd tables (cfg.PrivateFDs, or by itself when cfg.MaxConns
+// needs it; see PlanEpoll) each loop's goroutine locks its OS thread for
+// good and unshares its file-descriptor table: RLIMIT_NOFILE then caps
+// each loop, not the process. The listener's duplicate, every loop's epoll
+// descriptor and eventfd exist before the first unshare, so every table
+// has them; of the other sockets the process held, the loop closes its
+// copies at once (a copy would keep a peer from seeing its connection
+// close). The sockets a loop accepts exist in its table only, which is why
+// nothing but the loop may touch them. A loop whose table is full takes
+// the listener out of its set (EMFILE), hands the waiting connections to
+// the next loop that has room, and listens again when one of its own
+// connections closes. When a loop returns, Go ends its thread, and the
+// table with it. The code a loop runs (session.Hub's methods, Feed's and
+// Finish's callees) must not open descriptors, nor use one opened after
+// ServeEpoll started: it would not be in the loop's table, or worse, its
+// number would be one of the loop's sockets. Descriptors opened before
+// (the store's file, the log) are in every table.
 func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn NewConn) error {
 	defer ln.Close()
 	tl, ok := ln.(*net.TCPListener)
@@ -42,6 +63,13 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 		return fmt.Errorf("engine: epoll on %s: want a TCP listener, have %T", ln.Addr(), ln)
 	}
 	cfg.fill()
+	plan, err := PlanEpoll(cfg)
+	if err != nil {
+		return fmt.Errorf("engine: epoll on %s: %w", ln.Addr(), err)
+	}
+	cfg.Loops, cfg.PrivateFDs = plan.Loops, plan.PrivateFDs
+	cfg.Logger.Info(plan.String(), "loops", plan.Loops, "private_fds", plan.PrivateFDs,
+		"per_loop", plan.PerLoop, "cap", plan.Cap, "rlimit_nofile", plan.Limit)
 	// A duplicate of the listener's descriptor: the same socket, already
 	// non-blocking, that the loops accept on without Go's poller.
 	rc, err := tl.SyscallConn()
@@ -67,6 +95,7 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 		if err != nil {
 			return fmt.Errorf("engine: epoll on %s: %w", ln.Addr(), err)
 		}
+		l.peers, l.idx = &loops, len(loops)
 		loops = append(loops, l)
 	}
 	stopAll := func() {
@@ -82,7 +111,11 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if errs[i] = l.run(); errs[i] != nil {
+			run := l.run
+			if cfg.PrivateFDs {
+				run = l.runPrivate
+			}
+			if errs[i] = run(); errs[i] != nil {
 				stopAll()
 			}
 		}()
@@ -91,10 +124,116 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 	return errors.Join(errs...)
 }
 
-// fill sets the defaults EpollConfig documents.
+// PlanEpoll says how ServeEpoll would lay out its loops for cfg on this
+// process now: how many, whether with private fd tables, and how many
+// connections each can hold, from the soft RLIMIT_NOFILE and the
+// descriptors open. Private tables engage when cfg.MaxConns plus the
+// reserve exceeds the limit; then, unless cfg.Loops is set, Loops is
+// ceil(MaxConns / (limit - reserve)), at least GOMAXPROCS. The error wraps
+// ErrFDLimit when the limit leaves no room.
+func PlanEpoll(cfg EpollConfig) (EpollPlan, error) {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
+		return EpollPlan{}, fmt.Errorf("epoll plan: getrlimit: %w", err)
+	}
+	open, err := openFDs()
+	if err != nil {
+		return EpollPlan{}, fmt.Errorf("epoll plan: %w", err)
+	}
+	return planFor(cfg, r.Cur, open, runtime.GOMAXPROCS(0))
+}
+
+// openFDs counts the descriptors the calling thread's table holds.
+func openFDs() (int, error) {
+	n := 0
+	err := eachFD(func(int) error { n++; return nil })
+	return n, err
+}
+
+// eachFD calls f with every descriptor of the calling thread's table but
+// the one it reads them with.
+func eachFD(f func(fd int) error) error {
+	dir, err := unix.Open("/proc/thread-self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("list descriptors: %w", err)
+	}
+	defer unix.Close(dir)
+	var fds []int
+	buf := make([]byte, 8<<10)
+	for {
+		n, err := unix.ReadDirent(dir, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list descriptors: %w", err)
+		}
+		if n <= 0 {
+			break
+		}
+		var names []string
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+		for _, name := range names {
+			if fd, err := strconv.Atoi(name); err == nil && fd != dir {
+				fds = append(fds, fd)
+			}
+		}
+	}
+	for _, fd := range fds {
+		if err := f(fd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// privateTable gives the calling thread, locked, a descriptor table of its
+// own, a copy of the process's, and closes the copies of every socket in
+// it but keep.
+func privateTable(keep int) error {
+	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+		return fmt.Errorf("unshare(CLONE_FILES): %w", err)
+	}
+	return eachFD(func(fd int) error {
+		if fd == keep {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			unix.Close(fd)
+		}
+		return nil
+	})
+}
+
+// runPrivate runs the loop on a thread of its own, locked for good, with
+// a private descriptor table: when it returns, Go ends the thread, and the
+// table goes with it.
+func (l *loop) runPrivate() error {
+	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread, which Go never ends (it would wedge it, table
+		// and all). Hold it, so that another goroutine cannot land
+		// here, while one does the work on another thread.
+		errc := make(chan error, 1)
+		go func() { errc <- l.runPrivate() }()
+		err := <-errc
+		runtime.UnlockOSThread() // its table is the process's still
+		return err
+	}
+	if err := privateTable(l.lfd); err != nil {
+		return fmt.Errorf("engine: epoll: private fd table: %w", err)
+	}
+	// This table's copy of the listener goes before ServeEpoll returns,
+	// so the port is closed then.
+	defer unix.Close(l.lfd)
+	return l.run()
+}
+
+// fill sets the defaults EpollConfig documents (Loops: see PlanEpoll).
 func (cfg *EpollConfig) fill() {
-	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.ReadBufferSize = cmpOr(cfg.ReadBufferSize, DefaultReadBufferSize)
 	cfg.MaxEvents = cmpOr(cfg.MaxEvents, DefaultMaxEvents)
@@ -134,8 +273,16 @@ type loop struct {
 	lfd  int
 	// listening: lfd is in the set. accept takes it out on EMFILE (the
 	// level-triggered listener would wake the loop in a spin) and a close
-	// or the next tick puts it back.
-	listening  bool
+	// or the next tick puts it back; with a private table (full), only a
+	// close of its own.
+	listening bool
+	// full (private tables): this loop's table is full. Read by its peers
+	// (handOff).
+	full atomic.Bool
+	// peers are all the loops of the ServeEpoll, this one at idx; nil
+	// when run alone.
+	peers      *[]*loop
+	idx        int
 	conns      map[int]*econn
 	buf, wbuf  []byte   // the shared read buffer, and scratch for encoding
 	free       [][]byte // small partial-packet buffers to reuse
@@ -153,7 +300,10 @@ type loop struct {
 	// no system call.
 	sleeping bool
 	stop     bool // guarded by mu
-	exited   bool // guarded by mu: efd is closed, post does nothing
+	// nudged (guarded by mu): a full peer handed this loop the
+	// connections waiting on the listener; it accepts once.
+	nudged bool
+	exited bool // guarded by mu: efd is closed, post does nothing
 	// draining (guarded by mu) is set once epoll has failed: the loop
 	// waits on posted, not on efd, for its running CONNECTs (see drain).
 	draining bool
@@ -260,6 +410,38 @@ func (l *loop) wakeLocked() {
 	}
 }
 
+// nudge asks the loop to accept: a full peer could not. Any goroutine.
+func (l *loop) nudge() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.exited {
+		l.nudged = true
+		l.wakeLocked()
+	}
+}
+
+// handOff nudges the next loop whose table has room, if any: the
+// connections waiting on the listener are its now. A loop it finds full
+// in turn hands off to the next, so the chain ends.
+func (l *loop) handOff() {
+	if l.peers == nil {
+		return
+	}
+	peers := *l.peers
+	for k := 1; k < len(peers); k++ {
+		if p := peers[(l.idx+k)%len(peers)]; !p.full.Load() {
+			p.nudge()
+			return
+		}
+	}
+}
+
+// retryListen: the listener is out of the set for a reason a tick may
+// have cured (a shared table or the system out of descriptors).
+func (l *loop) retryListen() bool {
+	return !l.listening && !l.stopping && !l.full.Load()
+}
+
 func (l *loop) requestStop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -280,9 +462,9 @@ func (l *loop) run() error {
 	for {
 		// Wake for the wheel's next tick, if it holds anything.
 		next := time.Time{}
-		if l.wheel.n > 0 || !l.listening && !l.stopping {
+		if l.wheel.n > 0 || l.retryListen() {
 			next = l.wheel.at.Add(l.cfg.Tick)
-			if !l.listening && !l.stopping {
+			if l.retryListen() {
 				next = time.Now().Add(l.cfg.Tick)
 			}
 		}
@@ -298,7 +480,7 @@ func (l *loop) run() error {
 		var n int
 		var werr error
 		l.mu.Lock()
-		busy := len(l.ready) > 0 || l.stop && !l.stopping
+		busy := len(l.ready) > 0 || l.stop && !l.stopping || l.nudged
 		l.sleeping = !busy
 		l.mu.Unlock()
 		var err error
@@ -334,12 +516,16 @@ func (l *loop) run() error {
 		for _, c := range batch {
 			c.queued = false
 		}
-		stop := l.stop
+		stop, nudged := l.stop, l.nudged
+		l.nudged = false
 		l.mu.Unlock()
 		for _, c := range batch {
 			l.service(c)
 		}
 		clear(batch)
+		if nudged && l.listening && !l.stopping {
+			l.accept()
+		}
 		now := time.Now()
 		l.wheel.advance(now)
 		if stop && !l.stopping {
@@ -352,8 +538,8 @@ func (l *loop) run() error {
 		if l.stopping && len(l.conns) == 0 && l.connecting == 0 {
 			return nil
 		}
-		if !l.listening && !l.stopping {
-			_ = l.listen() // after EMFILE: try again
+		if l.retryListen() {
+			_ = l.listen() // after EMFILE or ENFILE: try again
 		}
 	}
 }
@@ -453,6 +639,13 @@ func (l *loop) accept() {
 		case err == nil:
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
 			continue
+		case errors.Is(err, unix.EMFILE) && l.cfg.PrivateFDs:
+			// This loop's own table is full: until one of its
+			// connections closes, its peers accept.
+			l.unlisten()
+			l.full.Store(true)
+			l.handOff()
+			return
 		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
 			l.unlisten() // until a descriptor is free
 			return

@@ -12,3 +12,6 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 	ln.Close()
 	return ErrEpollUnsupported
 }
+
+// PlanEpoll returns ErrEpollUnsupported: the epoll engine needs Linux.
+func PlanEpoll(cfg EpollConfig) (EpollPlan, error) { return EpollPlan{}, ErrEpollUnsupported }

@@ -26,6 +26,7 @@ import (
 
 	"floodgate/capstone/admission"
 	"floodgate/capstone/broker"
+	"floodgate/capstone/engine"
 	"floodgate/capstone/listeners"
 	"floodgate/capstone/ops"
 	"floodgate/capstone/session"
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		sinkSpool  = fs.String("sink-spool", "", "the sink's spool directory while it is down (default under $TMPDIR)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		engineName = fs.String("engine", broker.EngineGoroutine, "connection engine for plain TCP: goroutine (portable) or epoll (Linux event loops)")
+		loops      = fs.Int("epoll-loops", 0, "epoll engine: event loops (0: GOMAXPROCS, or as many as -max-conns needs with private fd tables)")
+		privateFDs = fs.Bool("epoll-private-fds", false, "epoll engine: give every loop its own fd table even when -max-conns does not need it (it does by itself when -max-conns is above RLIMIT_NOFILE)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -108,6 +111,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Logger:  log,
 		Metrics: metrics,
 		Engine:  *engineName,
+		Epoll:   engine.EpollConfig{Loops: *loops, PrivateFDs: *privateFDs},
 	}
 	if *storeFile != "" {
 		st, err := store.Open(*storeFile, store.Options{Timeout: time.Second})
@@ -151,7 +155,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-ops: %w", err)
 		}
 	}
-	for _, line := range connectionLimits(*maxConns) {
+	var plan *engine.EpollPlan
+	if *engineName == broker.EngineEpoll {
+		// The engine logs its own plan once it serves; this one is
+		// for the banner.
+		if p, err := engine.PlanEpoll(engine.EpollConfig{Loops: *loops, PrivateFDs: *privateFDs, MaxConns: *maxConns}); err == nil {
+			plan = &p
+		}
+	}
+	for _, line := range connectionLimits(*maxConns, plan) {
 		fmt.Fprintln(stdout, line)
 	}
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"floodgate/capstone/engine"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,11 +28,31 @@ func TestGroup(t *testing.T) {
 
 // The banner names RLIMIT_NOFILE and the connections it allows.
 func TestConnectionLimits(t *testing.T) {
-	lines := connectionLimits(500)
+	lines := connectionLimits(500, nil)
 	require.NotEmpty(t, lines)
 	assert.True(t, strings.HasPrefix(lines[0], "open files "), lines[0])
 	assert.Contains(t, lines[0], "see tools/cmd/tune")
 	assert.Contains(t, strings.Join(lines, "\n"), "-max-conns 500: the broker refuses connection 501")
+}
+
+// With the epoll engine's private fd tables the banner gives the cap as
+// loops × connections per table, and names the machine-wide limits.
+func TestConnectionLimits_PrivateFDs(t *testing.T) {
+	plan := engine.EpollPlan{Loops: 51, PrivateFDs: true, Limit: 20000, Reserve: 186, PerLoop: 19814, Cap: 51 * 19814}
+	lines := connectionLimits(1_000_000, &plan)
+	require.NotEmpty(t, lines)
+	assert.Equal(t, "open files 20,000 per fd table: the epoll engine gives each of its 51 loops a table of its own, at most ~1,010,514 connections (51 × 19,814); see tools/cmd/tune", lines[0])
+	all := strings.Join(lines, "\n")
+	if _, err := os.Stat("/proc/sys/fs/file-max"); err == nil {
+		assert.Contains(t, all, "fs.file-max ")
+	}
+	assert.Contains(t, all, "-max-conns 1,000,000: the broker refuses connection 1,000,001")
+
+	// One shared table: RLIMIT_NOFILE caps the process, as before.
+	shared := engine.EpollPlan{Loops: 2, Limit: 20000, Reserve: 88, PerLoop: 19912, Cap: 19912}
+	lines = connectionLimits(10_000, &shared)
+	assert.True(t, strings.HasPrefix(lines[0], "open files "), lines[0])
+	assert.NotContains(t, lines[0], "per fd table")
 }
 
 // Bad configuration is a clear start-up error, before anything listens.
