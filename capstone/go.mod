@@ -2,7 +2,10 @@ module floodgate/capstone
 
 go 1.25
 
-require floodgate/ch03-networking v0.0.0
+require (
+	floodgate/ch03-networking v0.0.0
+	github.com/xdg-go/scram v1.4.0
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -12,8 +15,10 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/common v0.66.1 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect
+	github.com/xdg-go/stringprep v1.0.4 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/text v0.34.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
 )
 

@@ -53,6 +53,11 @@ type Config struct {
 	// file of chapter 3's lab 7). ACL, if set, restricts topics.
 	Passwords *auth.Passwords
 	ACL       *auth.ACL
+	// SCRAM, if set, enables extended authentication (MQTT 5.0 section
+	// 4.12) with the Authentication Method SCRAM-SHA-256 for its users
+	// (see scram.go). Without Passwords it is then required of every
+	// client: one that names no method is refused 0x87 Not authorized.
+	SCRAM *SCRAMUsers
 
 	// PublishRate limits each client's PUBLISH packets per second (GCRA
 	// with bursts of PublishBurst); 0 means no limit.
@@ -159,10 +164,16 @@ func (a *Admitter) Accept(now time.Time) (code mqtt.ReasonCode, release func()) 
 	return mqtt.Success, func() { once.Do(func() { a.open.Add(-1) }) }
 }
 
-// Authenticate checks a CONNECT's credentials: Success, 0x86 Bad user name
-// or password, or 0x87 Not authorized (auth.ConnackCode's mapping).
+// Authenticate checks the credentials of a CONNECT that names no
+// Authentication Method: Success, 0x86 Bad user name or password, or 0x87
+// Not authorized (auth.ConnackCode's mapping; and for every such client
+// when SCRAM users are set and Passwords is not).
 func (a *Admitter) Authenticate(c *mqtt.Connect) mqtt.ReasonCode {
 	if a.cfg.Passwords == nil {
+		if a.cfg.SCRAM != nil {
+			a.count(ReasonAuthRequired)
+			return mqtt.NotAuthorized
+		}
 		return mqtt.Success
 	}
 	user := ""

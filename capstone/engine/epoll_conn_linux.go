@@ -194,6 +194,10 @@ func (l *loop) service(c *econn) {
 			return // killed while Connect runs: handled when it is done
 		}
 		l.connecting--
+		if errors.Is(c.connErr, session.ErrAuthContinue) {
+			l.authContinue(c)
+			return
+		}
 		c.phase = open
 		if c.connErr == nil {
 			c.events = evRead
@@ -215,6 +219,29 @@ func (l *loop) service(c *econn) {
 		}
 	}
 	l.flush(c)
+}
+
+// authContinue runs when Connect asked for the next packet of an extended
+// authentication (MQTT 5.0 section 4.12; session.ErrAuthContinue): c
+// writes the AUTH its session has for it and reads again as it read the
+// CONNECT, within the CONNECT's deadline, handing the next packet to
+// Connect.
+func (l *loop) authContinue(c *econn) {
+	l.mu.Lock()
+	c.connDone = false
+	l.mu.Unlock()
+	c.connErr = nil
+	c.phase = waitConnect
+	c.events = evRead
+	if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, evRead); err != nil {
+		c.events = 0
+		c.s.Kill(0, session.ReasonEOF)
+	}
+	l.wheel.schedule(&c.timed, time.Now())
+	l.flush(c)
+	if len(c.in) > 0 && !c.closed && c.phase == waitConnect && c.s.Reason() == "" {
+		l.consume(c, c.in) // what came behind the AUTH
+	}
 }
 
 // flush writes what c's session has for it, as far as the socket takes it

@@ -161,6 +161,7 @@ type Conn struct {
 	sessionExpiry uint32 // read and written by the reader goroutine only
 	will          *mqtt.Will
 	st            *State
+	ext           *extAuth // extended authentication (auth.go); nil: none. Reader only
 
 	out       *queue.Queue[mqtt.Packet]
 	quit      chan struct{} // closed by Kill

@@ -61,9 +61,15 @@ func Split(b []byte, maxSize int) (mqtt.FixedHeader, []byte, int, error) {
 // its CONNACK queued. On failure it has been killed with the reason, and
 // Output holds the refusal to write, if any. Connect may block (a
 // credentials check, waiting for a taken-over connection to finish), so an
-// event loop runs it off the loop; it must not run twice.
+// event loop runs it off the loop. It runs again only after it returned
+// ErrAuthContinue (an extended authentication goes on: write Output, then
+// read the next packet as the CONNECT was read and call Connect with it).
 func (c *Conn) Connect(h mqtt.FixedHeader, body []byte) error {
-	if err := c.connectPacket(h, body); err != nil {
+	err := c.connectStep(h, body)
+	if errors.Is(err, ErrAuthContinue) {
+		return err
+	}
+	if err != nil {
 		c.Fail(err)
 		return err
 	}

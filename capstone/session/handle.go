@@ -30,7 +30,15 @@ func (c *Conn) connect() error {
 	if err != nil {
 		return connectReadErr(err)
 	}
-	err = c.connectPacket(h, body)
+	err = c.connectStep(h, body)
+	for errors.Is(err, ErrAuthContinue) {
+		// Extended authentication (auth.go): the AUTH has been written;
+		// the client's answer comes within the same deadline.
+		if h, body, err = c.r.Next(); err != nil {
+			return connectReadErr(err)
+		}
+		err = c.connectStep(h, body)
+	}
 	if err == nil {
 		c.r.SetVersion(c.version)
 	}
@@ -86,24 +94,35 @@ func (c *Conn) connectPacket(h mqtt.FixedHeader, body []byte) error {
 		return closeWith(mqtt.CodeOf(err), reasonOf(mqtt.CodeOf(err)))
 	}
 	c.version = cp.Version
-	refuse := func(code mqtt.ReasonCode, reason string) error {
-		// [MQTT-3.2.2-6] a refusing CONNACK has Session Present 0, and
-		// [MQTT-3.2.2-7] the server closes the connection after it.
-		c.writeNow(&mqtt.Connack{ReasonCode: code}, c.version)
-		c.hub.Count("refused_" + reason)
-		return closeWith(code, ReasonRefused)
-	}
 	if c.refuse != mqtt.Success {
-		return refuse(c.refuse, "admission")
+		return c.refuseConnect(c.refuse, "admission")
 	}
 	if cp.Properties.AuthMethod != "" {
-		// Extended authentication (AUTH) is not supported.
-		return refuse(mqtt.BadAuthenticationMethod, "auth_method")
+		// Extended authentication (MQTT 5.0 section 4.12): auth.go. A
+		// client that names no method gets no AUTH and no method in its
+		// CONNACK [MQTT-4.12.0-6].
+		return c.startAuth(cp)
 	}
 	if code := c.cfg.Admission.Authenticate(cp); code != mqtt.Success {
-		return refuse(code, "credentials")
+		return c.refuseConnect(code, "credentials")
 	}
-	ack := &mqtt.Connack{}
+	return c.accept(cp, &mqtt.Connack{})
+}
+
+// refuseConnect answers the CONNECT with a refusing CONNACK, counted
+// "refused_<reason>", and returns the error that closes the connection.
+func (c *Conn) refuseConnect(code mqtt.ReasonCode, reason string) error {
+	// [MQTT-3.2.2-6] a refusing CONNACK has Session Present 0, and
+	// [MQTT-3.2.2-7] the server closes the connection after it.
+	c.writeNow(&mqtt.Connack{ReasonCode: code}, c.version)
+	c.hub.Count("refused_" + reason)
+	return closeWith(code, ReasonRefused)
+}
+
+// accept admits the authenticated CONNECT cp: on success the Conn has its
+// session (c.st) and ack, completed, queued.
+func (c *Conn) accept(cp *mqtt.Connect, ack *mqtt.Connack) error {
+	refuse := c.refuseConnect
 	c.id = cp.ClientID
 	if c.id == "" {
 		if c.version == mqtt.V311 && !cp.CleanStart {
@@ -118,6 +137,9 @@ func (c *Conn) connectPacket(h mqtt.FixedHeader, body []byte) error {
 	}
 	if cp.HasUsername {
 		c.username = cp.Username
+	}
+	if c.ext != nil {
+		c.username = c.ext.user // the user the exchange proved
 	}
 	c.keepAlive = cp.KeepAlive
 	if max := c.cfg.MaxKeepAlive; max > 0 && c.version == mqtt.V5 && (c.keepAlive == 0 || c.keepAlive > max) {
@@ -216,8 +238,10 @@ func (c *Conn) handle(p mqtt.Packet) error {
 	case *mqtt.Connect:
 		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
 		return closeWith(mqtt.ProtocolError, ReasonSecondConnect)
+	case *mqtt.Auth:
+		return c.reauth(p) // auth.go
 	default:
-		// CONNACK, SUBACK, UNSUBACK, PINGRESP, AUTH: not for a server.
+		// CONNACK, SUBACK, UNSUBACK, PINGRESP: not for a server.
 		return closeWith(mqtt.ProtocolError, ReasonProtocol)
 	}
 	return nil

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -56,6 +57,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		pprof      = fs.Bool("pprof", false, "serve /debug/pprof on the ops address (loopback only)")
 		passwords  = fs.String("passwords", "", "password file (user:bcrypt-hash lines); required of every client when set")
 		aclFile    = fs.String("acl", "", "topic ACL file (read|write|readwrite PATTERN lines)")
+		scramUsers = fs.String("scram-users", "", "SCRAM-SHA-256 users file (user:SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> lines, made by -scram-hash): MQTT 5.0 extended authentication; without -passwords, required of every client")
+		scramHash  = fs.String("scram-hash", "", "print the -scram-users line for this user, with the password read from the first line of standard input, and exit")
+		scramIters = fs.Int("scram-iterations", admission.MinSCRAMIterations, "PBKDF2 iterations for -scram-hash (at least 4096)")
 		maxConns   = fs.Int("max-conns", 0, "connection cap (0: none)")
 		acceptRate = fs.Float64("accept-rate", 0, "new connections per second (0: no limit)")
 		pubRate    = fs.Float64("publish-rate", 0, "PUBLISH packets per second per client (0: no limit)")
@@ -74,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *scramHash != "" {
+		return printSCRAMLine(*scramHash, *scramIters, stdout)
 	}
 	for _, p := range checkParts() {
 		if p.fatal {
@@ -94,6 +101,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-passwords: %w", err)
 		}
 		adm.Passwords = p
+	}
+	if *scramUsers != "" {
+		u, err := readFile(*scramUsers, admission.ParseSCRAMUsers)
+		if err != nil {
+			return fmt.Errorf("-scram-users: %w", err)
+		}
+		adm.SCRAM = u
 	}
 	if *aclFile != "" {
 		a, err := readFile(*aclFile, auth.ParseACL)
@@ -216,6 +230,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err == nil {
 		fmt.Fprintln(stdout, "floodgate: stopped at", time.Now().Format(time.TimeOnly))
 	}
+	return err
+}
+
+// stdin is where -scram-hash reads the password (tests replace it).
+var stdin io.Reader = os.Stdin
+
+// printSCRAMLine prints the -scram-users line for user, with the password
+// read from the first line of stdin (not an argument: it would show in ps
+// and in the shell's history).
+func printSCRAMLine(user string, iterations int, stdout io.Writer) error {
+	pw, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && pw != "") {
+		return fmt.Errorf("-scram-hash: read the password from standard input: %w", err)
+	}
+	pw = strings.TrimRight(pw, "\r\n")
+	if pw == "" {
+		return errors.New("-scram-hash: empty password on standard input")
+	}
+	line, err := admission.HashSCRAM(user, pw, iterations)
+	if err != nil {
+		return fmt.Errorf("-scram-hash: %w", err)
+	}
+	_, err = fmt.Fprintln(stdout, line)
 	return err
 }
 
