@@ -1,0 +1,267 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// repoRoot is the folder of the go.work this runs in.
+func repoRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOWORK").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOWORK: %w", err)
+	}
+	w := strings.TrimSpace(string(out))
+	if w == "" || w == "off" {
+		return "", errors.New("not inside the Floodgate workspace (no go.work): give -broker-bin")
+	}
+	return filepath.Dir(w), nil
+}
+
+// buildBroker builds capstone/cmd/floodgate with the solution tag into dir
+// and returns the binary's path.
+func buildBroker(ctx context.Context, dir string) (string, error) {
+	root, err := repoRoot(ctx)
+	if err != nil {
+		return "", err
+	}
+	exe := filepath.Join(dir, "floodgate")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "floodgate.solution", "-o", exe, "./capstone/cmd/floodgate")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./capstone/cmd/floodgate: %w\n%s", err, b)
+	}
+	return exe, nil
+}
+
+// brokerArgv is the broker's command line: MQTT over TCP on addr only,
+// the ops listener (metrics) on opsAddr, the epoll engine capped at
+// maxConns (above RLIMIT_NOFILE the engine shards by itself), info logs
+// (the engine's plan is an info line; there is no per-connection one).
+func brokerArgv(exe, addr, opsAddr, engine string, maxConns int, extra []string) []string {
+	argv := []string{exe, "-tcp", addr, "-ws", "off", "-ops", opsAddr,
+		"-engine", engine, "-max-conns", strconv.Itoa(maxConns), "-log-level", "info"}
+	return append(argv, extra...)
+}
+
+// broker is the broker process this program started.
+type broker struct {
+	cmd     *exec.Cmd
+	addr    string
+	opsAddr string
+	logPath string
+	log     *os.File
+	exited  chan struct{} // closed when Wait returned
+	err     error         // Wait's error, set before exited is closed
+}
+
+func (b *broker) pid() int { return b.cmd.Process.Pid }
+
+// freePort asks the kernel for a free loopback port. Another process could
+// take it before the broker binds it; start then fails and says so.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startBroker starts argv (with -tcp and -ops filled in by mk from two
+// free ports), its output in logPath, and waits up to 30 s until it
+// accepts TCP connections.
+//
+// The child runs in its own process group (a Ctrl-C on the terminal
+// reaches this program only, which then stops it in order) and gets
+// SIGKILL when this program dies (Pdeathsig), so it never outlives the
+// driver. Pdeathsig fires when the thread that started the child exits,
+// and Go ends a thread whose locked goroutine returns: so the goroutine
+// that starts the child locks its thread and keeps it, in cmd.Wait, until
+// the child has exited.
+func startBroker(ctx context.Context, logPath string, mk func(addr, opsAddr string) []string) (*broker, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	opsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr, opsAddr := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", opsPort)
+	argv := mk(addr, opsAddr)
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	b := &broker{cmd: cmd, addr: addr, opsAddr: opsAddr, logPath: logPath, log: log, exited: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread() // only once the child is gone
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		b.err = cmd.Wait()
+		close(b.exited)
+	}()
+	if err := <-started; err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return b, nil
+		}
+		select {
+		case <-b.exited:
+			log.Close()
+			return nil, fmt.Errorf("broker exited before it listened (%v): see %s", b.err, logPath)
+		case <-ctx.Done():
+			b.stop(5 * time.Second)
+			return nil, ctx.Err()
+		case <-deadline.C:
+			b.stop(5 * time.Second)
+			return nil, fmt.Errorf("broker did not listen on %s within 30 s: see %s", addr, logPath)
+		case <-poll.C:
+		}
+	}
+}
+
+// stop ends the broker: SIGTERM to its PID, and SIGKILL if it is still
+// there after grace. It says whether the broker had exited by itself
+// before (a crash during the run), and how it ended.
+func (b *broker) stop(grace time.Duration) (string, error) {
+	defer b.log.Close()
+	select {
+	case <-b.exited:
+		return fmt.Sprintf("had exited by itself: %v", b.err), errors.New("the broker exited during the run: see " + b.logPath)
+	default:
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-b.exited:
+		return fmt.Sprintf("stopped by SIGTERM (%v)", exitText(b.err)), nil
+	case <-t.C:
+	}
+	_ = b.cmd.Process.Kill()
+	<-b.exited
+	return fmt.Sprintf("killed (SIGKILL) after %v of SIGTERM", grace), nil
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	return err.Error()
+}
+
+// logLine returns the first line of the broker's log that contains s, or "".
+func logLine(path, s string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			return sc.Text()
+		}
+	}
+	return ""
+}
+
+// engineLine returns the broker's log line that describes its epoll
+// engine's plan ("epoll engine: N loops ..."), or "".
+func engineLine(logPath string) string { return logLine(logPath, "epoll engine") }
+
+// sharded says whether the engine line says the loops have private fd
+// tables (the sharded mode).
+func sharded(line string) bool {
+	return strings.Contains(line, "private_fds=true") || strings.Contains(line, "sharded")
+}
+
+// scrapeMetrics reads the broker's Prometheus text at
+// http://opsAddr/metrics and returns the floodgate_* samples, each label
+// set summed into its metric name (connections_closed_total over every
+// reason, and so on).
+func scrapeMetrics(ctx context.Context, opsAddr string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+opsAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	// No keep-alive: one request, and no idle connection (or goroutine)
+	// left behind.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape metrics: %s", resp.Status)
+	}
+	return parseMetrics(io.LimitReader(resp.Body, 8<<20))
+}
+
+// parseMetrics parses Prometheus text lines "name{labels} value" and keeps
+// the floodgate_ ones, summed over labels, the prefix dropped.
+func parseMetrics(r io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, "floodgate_")
+		if !ok {
+			continue
+		}
+		name, value := rest, ""
+		if i := strings.IndexAny(rest, "{ "); i >= 0 {
+			name = rest[:i]
+			if j := strings.LastIndexByte(rest, ' '); j >= i {
+				value = rest[j+1:]
+			}
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return nil, fmt.Errorf("parse metrics: bad line %q", line)
+		}
+		out[name] += v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("parse metrics: %w", err)
+	}
+	return out, nil
+}
