@@ -4,12 +4,12 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"net"
 	"testing"
 	"time"
 
 	mqtt "floodgate/ch03-networking/03-mqtt"
+	"floodgate/ch03-networking/03-mqtt/mqtttest"
 	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
@@ -204,77 +204,52 @@ func (c *v5) pub(t *testing.T, p *paho.Publish) *paho.PublishResponse {
 	return r
 }
 
-// raw is a client that speaks packets through the chapter 3 codec, for
-// what the client libraries hide or refuse to do.
+// raw is a client that speaks packets through the chapter 3 codec (the
+// shared mqtttest.Conn), for what the client libraries hide or refuse to
+// do. nc and r are its connection and reader, for tests that reach past it.
 type raw struct {
+	*mqtttest.Conn
 	nc net.Conn
 	r  *mqtt.Reader
 }
 
+func newRaw(c *mqtttest.Conn) *raw { return &raw{Conn: c, nc: c.NetConn, r: c.Reader} }
+
+// dialRaw dials addr and sends nothing.
 func dialRaw(t *testing.T, addr string) *raw {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	return &raw{nc: nc, r: mqtt.NewReader(nc, mqtt.Config{Version: mqtt.V311})}
+	return newRaw(mqtttest.Dial(t, addr, wait))
 }
 
 // connectRaw dials and sends cp (3.1.1 unless cp.Version says otherwise),
 // returning the CONNACK.
 func connectRaw(t *testing.T, addr string, cp *mqtt.Connect) (*raw, *mqtt.Connack) {
 	t.Helper()
-	c := dialRaw(t, addr)
-	if cp.Version == 0 {
-		cp.Version = mqtt.V311
-	}
-	c.r.SetVersion(cp.Version)
-	c.send(t, cp)
-	ack, ok := c.next(t).(*mqtt.Connack)
-	require.True(t, ok, "CONNACK expected")
-	return c, ack
+	c, ack := mqtttest.Connect(t, addr, cp, wait)
+	return newRaw(c), ack
 }
+
+// send, write, next and closed are mqtttest's Send, Write, Next and Closed
+// (closed returns the DISCONNECT the broker sent before closing, if any).
 
 func (c *raw) send(t *testing.T, p mqtt.Packet) {
 	t.Helper()
-	buf, err := p.AppendTo(nil, c.r.Version())
-	require.NoError(t, err)
-	c.write(t, buf)
+	c.Send(t, p)
 }
 
 func (c *raw) write(t *testing.T, b []byte) {
 	t.Helper()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(wait))
-	_, err := c.nc.Write(b)
-	require.NoError(t, err)
+	c.Write(t, b)
 }
 
 func (c *raw) next(t *testing.T) mqtt.Packet {
 	t.Helper()
-	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
-	p, err := c.r.ReadPacket()
-	require.NoError(t, err)
-	return p
+	return c.Next(t)
 }
 
-// closed reads until the broker closes the connection and returns the
-// DISCONNECT it sent first, if any.
 func (c *raw) closed(t *testing.T) *mqtt.Disconnect {
 	t.Helper()
-	var d *mqtt.Disconnect
-	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(wait))
-		p, err := c.r.ReadPacket()
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			require.FailNow(t, "the broker did not close the connection")
-		}
-		if err != nil {
-			return d
-		}
-		if p, ok := p.(*mqtt.Disconnect); ok {
-			d = p
-		}
-	}
+	return c.Closed(t)
 }
 
 // counter returns the broker's counter name.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	mqtt "floodgate/ch03-networking/03-mqtt"
+	"floodgate/ch03-networking/03-mqtt/mqtttest"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -117,15 +118,15 @@ func TestTask3_WillsAndSessionEnd(t *testing.T) {
 
 	t.Run("a dropped connection publishes its will", func(t *testing.T) {
 		c, _ := dialRaw(t, addr, withWill("a", "will/a"))
-		c.nc.Close() // no DISCONNECT
+		c.NetConn.Close() // no DISCONNECT
 		m := next(t, watch.msgs)
 		assert.Equal(t, "will/a", m.topic)
 		assert.Equal(t, "a is gone", m.payload)
 	})
 	t.Run("DISCONNECT discards the will", func(t *testing.T) {
 		c, _ := dialRaw(t, addr, withWill("b", "will/b"))
-		c.send(t, &mqtt.Disconnect{})
-		c.eof(t) // the broker has finished with b
+		c.Send(t, &mqtt.Disconnect{})
+		c.EOF(t) // the broker has finished with b
 		watch.pub(t, "will/probe", 1, false, "probe")
 		assert.Equal(t, "will/probe", next(t, watch.msgs).topic, "no will after DISCONNECT [MQTT-3.1.2-10]")
 	})
@@ -150,41 +151,41 @@ func TestTask4_QoS1AndRedelivery(t *testing.T) {
 	persistent := &mqtt.Connect{ClientID: "q1"}
 
 	c, _ := dialRaw(t, addr, persistent)
-	c.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "q/#", QoS: 1}}})
-	ack, ok := c.next(t).(*mqtt.SubAck)
+	c.Send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "q/#", QoS: 1}}})
+	ack, ok := c.Next(t).(*mqtt.SubAck)
 	require.True(t, ok, "SUBACK")
 	require.Equal(t, []mqtt.ReasonCode{mqtt.GrantedQoS1}, ack.ReasonCodes)
 
 	pub.pub(t, "q/1", 1, false, "one")
-	first, ok := c.next(t).(*mqtt.Publish)
+	first, ok := c.Next(t).(*mqtt.Publish)
 	require.True(t, ok, "PUBLISH expected")
 	assert.Equal(t, mqtt.AtLeastOnce, first.QoS)
 	assert.False(t, first.Dup)
 	assert.NotZero(t, first.PacketID)
-	c.drop(t) // gone without PUBACK
+	drop(t, c) // gone without PUBACK
 
 	pub.pub(t, "q/2", 1, false, "two") // queued while offline
 	c, connack := dialRaw(t, addr, persistent)
 	require.True(t, connack.SessionPresent)
-	again, ok := c.next(t).(*mqtt.Publish)
+	again, ok := c.Next(t).(*mqtt.Publish)
 	require.True(t, ok, "PUBLISH expected")
 	assert.True(t, again.Dup, "a redelivery is flagged DUP [MQTT-3.3.1-1]")
 	assert.Equal(t, first.PacketID, again.PacketID, "with its original packet id [MQTT-4.4.0-1]")
 	assert.Equal(t, "one", string(again.Payload))
-	queued, ok := c.next(t).(*mqtt.Publish)
+	queued, ok := c.Next(t).(*mqtt.Publish)
 	require.True(t, ok, "PUBLISH expected")
 	assert.Equal(t, "two", string(queued.Payload))
 	assert.False(t, queued.Dup)
 	assert.NotEqual(t, first.PacketID, queued.PacketID)
-	c.send(t, &mqtt.PubAck{PacketID: again.PacketID})
-	c.send(t, &mqtt.PubAck{PacketID: queued.PacketID})
-	c.ping(t)
-	c.send(t, &mqtt.Disconnect{})
-	c.eof(t)
+	c.Send(t, &mqtt.PubAck{PacketID: again.PacketID})
+	c.Send(t, &mqtt.PubAck{PacketID: queued.PacketID})
+	c.Ping(t)
+	c.Send(t, &mqtt.Disconnect{})
+	c.EOF(t)
 
 	c, _ = dialRaw(t, addr, persistent)
-	c.ping(t) // acknowledged messages are not sent again
-	c.drop(t)
+	c.Ping(t) // acknowledged messages are not sent again
+	drop(t, c)
 
 	t.Run("the offline queue is bounded", func(t *testing.T) {
 		for _, p := range []string{"3", "4", "5"} {
@@ -193,12 +194,12 @@ func TestTask4_QoS1AndRedelivery(t *testing.T) {
 		assert.Equal(t, uint64(1), b.Stats().Dropped)
 		c, _ := dialRaw(t, addr, persistent)
 		for _, want := range []string{"4", "5"} {
-			p, ok := c.next(t).(*mqtt.Publish)
+			p, ok := c.Next(t).(*mqtt.Publish)
 			require.True(t, ok, "PUBLISH expected")
 			assert.Equal(t, want, string(p.Payload), "the oldest was dropped")
-			c.send(t, &mqtt.PubAck{PacketID: p.PacketID})
+			c.Send(t, &mqtt.PubAck{PacketID: p.PacketID})
 		}
-		c.ping(t)
+		c.Ping(t)
 	})
 	t.Run("MQTT 5.0 clients at QoS 1", func(t *testing.T) {
 		sub := connectV5(t, addr, "five-sub", paho.Connect{CleanStart: true})
@@ -225,9 +226,9 @@ func TestTask5_KeepAlive(t *testing.T) {
 			b.Close()
 			<-ended
 		}()
-		c := &raw{nc: cli, r: mqtt.NewReader(cli, mqtt.Config{Version: mqtt.V311})}
-		c.send(t, &mqtt.Connect{Version: mqtt.V311, ClientID: "k", CleanStart: true, KeepAlive: 10})
-		require.IsType(t, &mqtt.Connack{}, c.next(t))
+		c := mqtttest.New(cli, wait)
+		c.Send(t, &mqtt.Connect{Version: mqtt.V311, ClientID: "k", CleanStart: true, KeepAlive: 10})
+		require.IsType(t, &mqtt.Connack{}, c.Next(t))
 		isOpen := func() bool {
 			synctest.Wait() // let the broker act on the time that passed
 			select {
@@ -240,7 +241,7 @@ func TestTask5_KeepAlive(t *testing.T) {
 
 		time.Sleep(14 * time.Second) // fake time: the bubble's clock
 		require.True(t, isOpen(), "closed before 1.5 x keepalive")
-		c.ping(t) // any packet restarts the count
+		c.Ping(t) // any packet restarts the count
 		time.Sleep(14 * time.Second)
 		require.True(t, isOpen(), "closed 14 s after a PINGREQ")
 		time.Sleep(2 * time.Second)
@@ -255,8 +256,8 @@ func TestServeConnRejectsGarbage(t *testing.T) {
 	defer nc.Close()
 	_, err = nc.Write([]byte{0x30, 0x02, 0x00, 0x00}) // a PUBLISH before CONNECT [MQTT-3.1.0-1]
 	require.NoError(t, err)
-	c := &raw{nc: nc, r: mqtt.NewReader(nc, mqtt.Config{Version: mqtt.V311})}
-	c.eof(t)
+	c := mqtttest.New(nc, wait)
+	c.EOF(t)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -270,9 +271,9 @@ func TestQoS2IsRefused(t *testing.T) {
 	c, ack := dialRaw(t, addr, &mqtt.Connect{Version: mqtt.V5, ClientID: "q2", CleanStart: true})
 	assert.Equal(t, mqtt.AtLeastOnce, mqtt.QoS(ack.Properties.MaximumQoS), "CONNACK says Maximum QoS 1")
 	assert.True(t, ack.Properties.Has(mqtt.PropMaximumQoS))
-	c.send(t, &mqtt.Publish{QoS: mqtt.ExactlyOnce, PacketID: 1, Topic: []byte("t"), Payload: []byte("x")})
-	d, ok := c.next(t).(*mqtt.Disconnect)
+	c.Send(t, &mqtt.Publish{QoS: mqtt.ExactlyOnce, PacketID: 1, Topic: []byte("t"), Payload: []byte("x")})
+	d, ok := c.Next(t).(*mqtt.Disconnect)
 	require.True(t, ok, "DISCONNECT expected")
 	assert.Equal(t, mqtt.QoSNotSupported, d.ReasonCode)
-	c.eof(t)
+	c.EOF(t)
 }

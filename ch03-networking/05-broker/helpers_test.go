@@ -3,12 +3,12 @@ package broker
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net"
 	"testing"
 	"time"
 
 	mqtt "floodgate/ch03-networking/03-mqtt"
+	"floodgate/ch03-networking/03-mqtt/mqtttest"
 	topics "floodgate/ch03-networking/04-topics"
 	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
@@ -162,77 +162,23 @@ func (c *v5) pub(t *testing.T, p *paho.Publish) {
 	require.NoError(t, err)
 }
 
-// raw is a client that speaks packets through the 03-mqtt codec, for what
-// the client libraries hide: not acknowledging, DUP flags, packet ids, and
-// dropping the socket without DISCONNECT.
-type raw struct {
-	nc net.Conn
-	r  *mqtt.Reader
-}
-
-func dialRaw(t *testing.T, addr string, cp *mqtt.Connect) (*raw, *mqtt.Connack) {
+// dialRaw connects a raw client (mqtttest: packets through the 03-mqtt
+// codec), for what the client libraries hide: not acknowledging, DUP flags,
+// packet ids, and dropping the socket without DISCONNECT.
+func dialRaw(t *testing.T, addr string, cp *mqtt.Connect) (*mqtttest.Conn, *mqtt.Connack) {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	c := &raw{nc: nc, r: mqtt.NewReader(nc, mqtt.Config{Version: mqtt.V311})}
-	if cp.Version == 0 {
-		cp.Version = mqtt.V311
-	}
-	c.r.SetVersion(cp.Version)
-	c.send(t, cp)
-	ack, ok := c.next(t).(*mqtt.Connack)
-	require.True(t, ok, "CONNACK expected")
-	return c, ack
-}
-
-func (c *raw) send(t *testing.T, p mqtt.Packet) {
-	t.Helper()
-	buf, err := p.AppendTo(nil, c.r.Version())
-	require.NoError(t, err)
-	c.nc.SetWriteDeadline(time.Now().Add(wait))
-	_, err = c.nc.Write(buf)
-	require.NoError(t, err)
-}
-
-func (c *raw) next(t *testing.T) mqtt.Packet {
-	t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(wait))
-	p, err := c.r.ReadPacket()
-	require.NoError(t, err)
-	return p
-}
-
-// eof waits until the broker closes the connection.
-func (c *raw) eof(t *testing.T) {
-	t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(wait))
-	p, err := c.r.ReadPacket()
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		require.FailNow(t, "the broker did not close the connection")
-	}
-	require.Error(t, err, "the broker sent %v instead of closing", p)
-}
-
-// ping sends PINGREQ and requires PINGRESP as the very next packet: proof
-// that nothing else was waiting to be sent.
-func (c *raw) ping(t *testing.T) {
-	t.Helper()
-	c.send(t, &mqtt.PingReq{})
-	p := c.next(t)
-	require.IsType(t, &mqtt.PingResp{}, p, "the next packet after PINGREQ")
+	return mqtttest.Connect(t, addr, cp, wait)
 }
 
 // drop ends the connection without DISCONNECT and waits until the broker has
 // finished with it: a second CONNECT is a protocol error [MQTT-3.1.0-2], so
 // the broker closes the connection, and a closed socket on our side proves
 // the broker is done. (Closing our end alone would race with deliveries.)
-func (c *raw) drop(t *testing.T) {
+func drop(t *testing.T, c *mqtttest.Conn) {
 	t.Helper()
-	c.send(t, &mqtt.Connect{Version: c.r.Version(), ClientID: "again"})
-	c.eof(t)
-	c.nc.Close()
+	c.Send(t, &mqtt.Connect{Version: c.Reader.Version(), ClientID: "again"})
+	c.EOF(t)
+	c.NetConn.Close()
 }
 
 // needParts fails the test with a clear message when the parts this lab is
