@@ -213,7 +213,7 @@ func TestAuth_ExchangeProtocolErrors(t *testing.T) {
 // The CONNECT's deadline covers the whole exchange: a client that never
 // answers the AUTH is closed (slowloris).
 func TestAuth_ExchangeDeadline(t *testing.T) {
-	b, addr := scramBroker(t, session.Config{ConnectTimeout: 100 * time.Millisecond})
+	b, addr := scramBroker(t, session.Config{ConnectTimeout: 500 * time.Millisecond})
 	c, _, p := scramStart(t, addr, "slow", "alice", "wonderland")
 	require.IsType(t, &mqtt.Auth{}, p)
 	assert.Nil(t, c.closed(t))
