@@ -202,7 +202,7 @@ func logLine(path, s string) string {
 
 // engineLine returns the broker's log line that describes its epoll
 // engine's plan ("epoll engine: N loops ..."), or "".
-func engineLine(logPath string) string { return logLine(logPath, "epoll engine") }
+func engineLine(logPath string) string { return logLine(logPath, `msg="epoll engine`) }
 
 // sharded says whether the engine line says the loops have private fd
 // tables (the sharded mode).

@@ -297,6 +297,7 @@ func (d *driver) run(ctx context.Context) (*Report, error) {
 	if stopErr != nil {
 		rep.Errors = append(rep.Errors, stopErr.Error())
 	}
+	rep.Machine.LoadAvgEnd = loadAvg(o.root)
 	rep.figures()
 	return rep, errors.Join(runErr, stopErr)
 }
@@ -429,5 +430,16 @@ func machine(root string) Machine {
 	if err := unix.Uname(&u); err == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
+	m.LoadAvgStart = loadAvg(root)
 	return m
+}
+
+// loadAvg returns the three load averages of /proc/loadavg ("?" if
+// unreadable).
+func loadAvg(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "proc/loadavg"))
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }

@@ -93,6 +93,7 @@ func fakeProc(t *testing.T, memAvailKB int64, fileMax string) string {
 		"proc/meminfo":                              "MemTotal:       24684084 kB\nMemAvailable:   " + itoa(memAvailKB) + " kB\nSlab: 1 kB\nSUnreclaim: 1 kB\n",
 		"proc/self/limits":                          "Max open files            20000                20000                files     \n",
 		"proc/sys/fs/file-max":                      fileMax + "\n",
+		"proc/loadavg":                              "0.50 0.40 0.30 1/100 12345\n",
 		"proc/sys/fs/file-nr":                       "1324\t0\t" + fileMax + "\n",
 		"proc/sys/fs/nr_open":                       "1048576\n",
 		"proc/sys/net/ipv4/ip_local_port_range":     "32768\t60999\n",
@@ -163,6 +164,7 @@ func TestDriver_RestoresSysctlsWhenTheBrokerFails(t *testing.T) {
 	assert.FileExists(t, filepath.Join(d.out, "sysctl-restore.json"))
 	assert.Contains(t, out.String(), "raised fs.file-max 1500000 -> 2066860")
 	assert.Contains(t, out.String(), "restored fs.file-max = 1500000")
+	assert.Equal(t, "0.50 0.40 0.30", rep.Machine.LoadAvgStart)
 
 	// Not root: nothing is raised, and a short fs.file-max refuses.
 	d2 := &driver{p: p, out: t.TempDir(), stdout: &out, euid: 1000}
@@ -222,7 +224,8 @@ go_goroutines 12
 }
 
 func TestSharded(t *testing.T) {
-	assert.True(t, sharded(`level=INFO msg="epoll engine: 57 loops, sharded" loops=57 private_fds=true`))
+	// The line capstone/engine logs (8c8bd75).
+	assert.True(t, sharded(`time=2026-11-25T11:37:22.105Z level=INFO msg="epoll engine: sharded: 4 loops with private fd tables, up to 19,918 connections each (RLIMIT_NOFILE 20000)" loops=4 private_fds=true per_loop=19918 cap=79672 rlimit_nofile=20000`))
 	assert.False(t, sharded(`level=INFO msg="epoll engine: 2 loops sharing one fd table, up to 19,922 connections (RLIMIT_NOFILE 20000)" loops=2 private_fds=false`))
 }
 

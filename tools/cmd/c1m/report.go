@@ -92,6 +92,10 @@ type Machine struct {
 	MemTotal  int64  `json:"mem_total"`
 	Kernel    string `json:"kernel"`
 	GoVersion string `json:"go"`
+	// LoadAvg is /proc/loadavg at the start and at the end of the run:
+	// the machine is shared, and other processes' load shows here.
+	LoadAvgStart string `json:"loadavg_start"`
+	LoadAvgEnd   string `json:"loadavg_end"`
 }
 
 // figures fills in the figures from the load result and checks that every
@@ -171,7 +175,8 @@ func verdict(conns int, c *load.Census, m map[string]float64, ready int64) (bool
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# make c1m: %s connections, %s UTC\n\n", group(int64(r.Conns)), r.Date.Format("2006-01-02 15:04"))
-	fmt.Fprintf(&b, "Command: `%s`  \nMachine: %d CPUs, %s RAM, Linux %s, %s\n\n", r.Command, r.Machine.CPUs, gib(r.Machine.MemTotal), r.Machine.Kernel, r.Machine.GoVersion)
+	fmt.Fprintf(&b, "Command: `%s`  \nMachine: %d CPUs, %s RAM, Linux %s, %s; load average %s at the start, %s at the end (shared machine)\n\n",
+		r.Command, r.Machine.CPUs, gib(r.Machine.MemTotal), r.Machine.Kernel, r.Machine.GoVersion, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	if r.AllHeld {
 		fmt.Fprintf(&b, "**Result: %s.**\n\n", r.Verdict[0])
 	} else {
