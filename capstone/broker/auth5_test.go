@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"floodgate/capstone/admission"
+	"floodgate/capstone/ops"
 	"floodgate/capstone/session"
 	mqtt "floodgate/ch03-networking/03-mqtt"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/xdg-go/scram"
@@ -124,13 +126,15 @@ func TestAuth_SCRAMConnect(t *testing.T) {
 // known one until the proof) is rejected with CONNACK 0x87, and the
 // connection closes.
 func TestAuth_SCRAMWrongPassword(t *testing.T) {
-	b, addr := scramBroker(t, session.Config{})
+	m := ops.NewMetrics()
+	b, addr := startBroker(t, Config{Admission: admission.Config{SCRAM: scramUsers(t)}, Metrics: m})
 	for i, up := range [][2]string{{"alice", "looking-glass"}, {"mallory", "wonderland"}} {
 		c, _, ack := scramConnect(t, addr, "wp", up[0], up[1])
 		assert.Equal(t, mqtt.NotAuthorized, ack.ReasonCode, up[0])
 		assert.Empty(t, ack.Properties.AuthData, "no server proof on a failure")
 		assert.Nil(t, c.closed(t))
 		assert.Equal(t, uint64(i+1), counter(b, "refused_auth_failed"))
+		assert.Equal(t, float64(i+1), testutil.ToFloat64(m.ConnectionsRefused.WithLabelValues(ops.RefuseAuth)))
 	}
 }
 

@@ -22,7 +22,8 @@ func (b *Broker) refused(reason string) {
 	case admission.ReasonAcceptRate:
 		m.ConnectionsRefused.WithLabelValues(ops.RefuseRate).Inc()
 		m.LimiterRejections.WithLabelValues(ops.LimitAccept).Inc()
-	case admission.ReasonBadCredentials, admission.ReasonNotAuthorized:
+	case admission.ReasonBadCredentials, admission.ReasonNotAuthorized,
+		admission.ReasonAuthFailed, admission.ReasonAuthRequired, admission.ReasonBadAuthMethod:
 		m.ConnectionsRefused.WithLabelValues(ops.RefuseAuth).Inc()
 	case admission.ReasonPublishRate:
 		m.LimiterRejections.WithLabelValues(ops.LimitPublish).Inc()
