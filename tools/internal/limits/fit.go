@@ -19,10 +19,11 @@ const (
 	// connection costs, both of its sockets together: about 10 KB, as
 	// measured on this kind of machine (9.4 GiB for a million pairs).
 	DefaultKernelBytesPerPair = 10_000
-	// DefaultBrokerBytesPerConn is the broker's memory per idle subscribed
+	// DefaultBrokerBytesPerConn is the broker's memory per subscribed
 	// connection assumed: Floodgate's epoll engine measured 3.3 KB of RSS
-	// per connection (capstone/BENCHMARKS.md), rounded up.
-	DefaultBrokerBytesPerConn = 4096
+	// per idle connection (capstone/BENCHMARKS.md), and 5.2 KB at 200,000
+	// after make c1m's background load and sweep; rounded up.
+	DefaultBrokerBytesPerConn = 6144
 	// DefaultLoadgenBytesPerConn is the load generator's (a struct, a map
 	// entry and a keepalive queue slot per connection, rounded up).
 	DefaultLoadgenBytesPerConn = 512

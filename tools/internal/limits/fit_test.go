@@ -28,7 +28,7 @@ func TestCheckFit_MillionFitsThisMachine(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, check(t, f, "fs.file-max").OK, "2,464,846 free files hold 2,000,000 sockets")
 	assert.True(t, check(t, f, "MemAvailable").OK)
-	assert.Equal(t, "14.6 GiB (kernel 10,000 B/pair, broker 4,096 B/conn, load generator 512 B/conn, 1.0 GiB headroom)",
+	assert.Equal(t, "16.5 GiB (kernel 10,000 B/pair, broker 6,144 B/conn, load generator 512 B/conn, 1.0 GiB headroom)",
 		check(t, f, "MemAvailable").Need)
 	pr := check(t, f, "net.ipv4.ip_local_port_range")
 	assert.True(t, pr.OK)
@@ -58,8 +58,8 @@ func TestCheckFit_RefusesWhatNoSysctlFixes(t *testing.T) {
 	require.ErrorIs(t, err, ErrWontFit)
 	msg := err.Error()
 	assert.Contains(t, msg, "2,000,000 connections")
-	assert.Contains(t, msg, "MemAvailable: have 22.8 GiB, need 28.2 GiB")
-	assert.Contains(t, msg, "about 1,605,554 connections fit")
+	assert.Contains(t, msg, "MemAvailable: have 22.8 GiB, need 32.0 GiB")
+	assert.Contains(t, msg, "about 1,408,137 connections fit")
 	assert.Contains(t, msg, "use at least 71 source addresses")
 	assert.Contains(t, msg, "RLIMIT_NOFILE (soft, per fd table): have 1024, need 30,064")
 	assert.NotContains(t, msg, "fs.file-max", "root raises it")
