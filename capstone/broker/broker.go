@@ -54,8 +54,14 @@ type Config struct {
 	// Store, if set, keeps sessions, subscriptions, retained messages and
 	// in-flight QoS 1/2 state across restarts (store.Open for bbolt); New
 	// loads what it holds. Default: memory only. The broker does not close
-	// it.
+	// it. Changes go to it through one writer goroutine that commits them
+	// in batches; an acknowledgement waits for its changes' commit.
 	Store store.Store
+	// StoreQueue is how many changes may wait for the store's writer
+	// before the broker refuses new QoS 1/2 and retained publications
+	// (0x97 Quota exceeded for 5.0; 3.1.1 clients are disconnected).
+	// Default 8192.
+	StoreQueue int
 	// Sink, if set, gets a copy of every message whose topic it matches
 	// (a *sink.Pipeline: queue, chapter 4's breaker, file log or webhook).
 	// The caller runs and closes it. A refused record is counted
@@ -96,8 +102,9 @@ type Broker struct {
 	log     *slog.Logger
 	router  *router.Router
 	adm     *admission.Admitter
-	metrics *ops.Metrics // nil: none
-	store   store.Store  // nil: none
+	metrics *ops.Metrics  // nil: none
+	store   store.Store   // nil: none
+	w       *store.Writer // the store's one writer; nil without a store
 
 	counts  sync.Map // counter name -> *atomic.Uint64; a leaf lock
 	started time.Time
@@ -119,6 +126,7 @@ type entry struct {
 	version        mqtt.Version
 	expiryInterval uint32
 	disconnectedAt time.Time // zero while connected
+	kept           bool      // the session may be in the store (see newEntry)
 }
 
 // New returns a Broker for cfg.
@@ -161,6 +169,7 @@ func New(cfg Config) (*Broker, error) {
 	cfg.SysInterval = b.cfg.SysInterval
 	b.cfg, b.log, b.adm = cfg, cfg.Logger, adm
 	if b.store != nil {
+		b.w = b.newWriter()
 		if err := b.load(time.Now()); err != nil {
 			return nil, fmt.Errorf("new broker: load the store: %w", err)
 		}
@@ -173,6 +182,9 @@ func New(cfg Config) (*Broker, error) {
 // Each connection is killed with 0x8B Server shutting down (a DISCONNECT for
 // a 5.0 client) when ctx ends, and Serve returns once all have ended.
 func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
+	if b.w != nil {
+		defer b.w.Flush() // the store has what the connections left
+	}
 	if _, ok := ln.(*net.TCPListener); ok && b.cfg.Engine == EngineEpoll {
 		return b.serveEpoll(ctx, ln)
 	}
@@ -347,7 +359,7 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 		}
 		present := e != nil // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
 		if e == nil {
-			e = b.newEntry(id)
+			e = b.newEntry(id, c.SessionExpiry() > 0)
 			b.sessions[id] = e
 		}
 		e.owner = c
@@ -358,13 +370,17 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 	}
 }
 
-// newEntry makes an empty session for id, persisted if there is a store.
-func (b *Broker) newEntry(id string) *entry {
+// newEntry makes an empty session for id, persisted if there is a store
+// and persist is set. A session that ends with its connection (expiry 0,
+// which can never become non-zero [MQTT-3.14.2-2]) is not: nothing of it
+// survives a restart, so its in-flight messages are not written (its
+// acknowledgements still wait for the changes it causes elsewhere).
+func (b *Broker) newEntry(id string, persist bool) *entry {
 	st := session.NewState(id, b.cfg.Session.MaxQueued, b.Count)
 	if b.store != nil {
-		st.SetPersister(persister{b})
+		st.SetPersister(persister{b, persist})
 	}
-	return &entry{st: st}
+	return &entry{st: st, kept: persist}
 }
 
 func stopTimer(t **time.Timer) {
@@ -381,7 +397,9 @@ func (b *Broker) dropLocked(id string, e *entry) {
 		_, _ = b.router.Unsubscribe(id, s.Filter)
 	}
 	delete(b.sessions, id)
-	b.deleteStored(id)
+	if e.kept {
+		b.deleteStored(id)
+	}
 	stopTimer(&e.expiry)
 	stopTimer(&e.willTimer)
 }
@@ -585,6 +603,11 @@ func (b *Broker) Run(ctx context.Context, ready func(map[string]net.Addr)) error
 	err = set.ServeWith(ctx, b.ServeConn, tcp)
 	cancel()
 	wg.Wait()
+	if b.w != nil {
+		// Every connection has ended: commit what they left queued, then
+		// stop the store's writer.
+		b.w.Close()
+	}
 	b.log.Info("stopped", "sessions", b.Sessions())
 	return err
 }

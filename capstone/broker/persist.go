@@ -12,10 +12,14 @@ import (
 	topics "floodgate/ch03-networking/04-topics"
 )
 
-// Persistence is write-through: each change is handed to the store as it
-// happens (for bbolt, one committed transaction each), under the lock that
-// orders it. A store error is logged and counted ("store_error"); the broker
-// goes on serving from memory.
+// Persistence is group-committed: each change is queued, numbered, for the
+// store's one writer (store.Writer) under the lock that orders it, never
+// waiting for the disk; the writer commits what has queued up in one
+// transaction (one fsync) and then releases the acknowledgements that
+// waited for it (see session/acks.go). A change that does not commit is
+// logged and counted ("store_error"), its acknowledgement is never sent
+// (the connection is closed instead), and the broker goes on serving from
+// memory.
 
 func (b *Broker) storeErr(op string, err error) {
 	if err != nil {
@@ -24,12 +28,27 @@ func (b *Broker) storeErr(op string, err error) {
 	}
 }
 
+// newWriter makes the store's writer, which counts and logs failed commits.
+func (b *Broker) newWriter() *store.Writer {
+	return store.NewWriter(b.store, store.WriterConfig{QueueSize: b.cfg.StoreQueue, OnError: func(err error, n int) {
+		b.Count("store_error")
+		b.log.Error("store commit failed", "changes", n, "err", err)
+	}})
+}
+
+// submit queues c for the store's writer. It fails only for a change the
+// broker never makes (invalid) or after Run has closed the writer.
+func (b *Broker) submit(op string, c store.Change) {
+	_, err := b.w.Submit(c)
+	b.storeErr(op, err)
+}
+
 // Retain implements session.Hub: the router's retained message, and the
 // store's.
 func (b *Broker) Retain(m *router.Message) {
 	b.router.Retain(m)
 	if b.store != nil {
-		b.storeErr("retain", b.store.SetRetained(toStore(m)))
+		b.submit("retain", store.Change{Op: store.OpSetRetained, Message: toStore(m)})
 	}
 }
 
@@ -60,12 +79,12 @@ func (b *Broker) saveLocked(id string, e *entry) {
 		m := willMessage(id, w, e.disconnectedAt)
 		rec.Will = &store.Will{Message: toStore(m), DelayInterval: w.Properties.WillDelay}
 	}
-	b.storeErr("save session", b.store.SaveSession(rec))
+	b.submit("save session", store.Change{Op: store.OpSaveSession, Session: rec})
 }
 
 func (b *Broker) deleteStored(id string) {
 	if b.store != nil {
-		b.storeErr("delete session", b.store.DeleteSession(id))
+		b.submit("delete session", store.Change{Op: store.OpDeleteSession, ClientID: id})
 	}
 }
 
@@ -113,7 +132,7 @@ func (b *Broker) load(now time.Time) error {
 // restore rebuilds one session from its record and its in-flight messages.
 func (b *Broker) restore(rec store.Session, now time.Time) error {
 	id := rec.ClientID
-	e := b.newEntry(id)
+	e := b.newEntry(id, true)
 	e.version, e.expiryInterval, e.disconnectedAt = mqtt.Version(rec.ProtocolVersion), rec.ExpiryInterval, rec.DisconnectedAt
 	var subs []router.Sub
 	for _, s := range rec.Subscriptions {
@@ -202,30 +221,55 @@ func fromStore(m store.Message, from string) *router.Message {
 	return out
 }
 
-// persister writes a session's in-flight changes to the store.
-type persister struct{ b *Broker }
+// persister queues a session's in-flight changes for the store's writer
+// (unless keep is false: a session that ends with its connection), and
+// tells it when the changes it waits for are durable.
+type persister struct {
+	b    *Broker
+	keep bool
+}
+
+func (p persister) Seq() uint64 { return p.b.w.Last() }
+
+func (p persister) Wait(from, to uint64, done func(bool)) (bool, bool) {
+	return p.b.w.Wait(from, to, done)
+}
+
+func (p persister) Busy() bool { return p.b.w.Busy() }
+
+func (p persister) put(f store.InFlight) {
+	if !p.keep {
+		return
+	}
+	f.SentAt = time.Now()
+	p.b.submit("put in-flight", store.Change{Op: store.OpPutInFlight, InFlight: f})
+}
+
+func (p persister) del(client string, dir store.Direction, id uint16) {
+	if !p.keep {
+		return
+	}
+	p.b.submit("delete in-flight", store.Change{Op: store.OpDeleteInFlight,
+		InFlight: store.InFlight{ClientID: client, Direction: dir, PacketID: id}})
+}
 
 func (p persister) OutboundSent(client string, pub *mqtt.Publish, expires time.Time) {
 	m := &router.Message{Topic: string(pub.Topic), Payload: pub.Payload, QoS: pub.QoS, Retain: pub.Retain,
 		Props: pub.Properties, Expires: expires}
-	p.b.storeErr("put in-flight", p.b.store.PutInFlight(store.InFlight{ClientID: client, Direction: store.Outbound,
-		PacketID: pub.PacketID, State: store.AwaitingAck, Message: toStore(m), SentAt: time.Now()}))
+	p.put(store.InFlight{ClientID: client, Direction: store.Outbound, PacketID: pub.PacketID,
+		State: store.AwaitingAck, Message: toStore(m)})
 }
 
 func (p persister) OutboundReleased(client string, id uint16) {
-	p.b.storeErr("put in-flight", p.b.store.PutInFlight(store.InFlight{ClientID: client, Direction: store.Outbound,
-		PacketID: id, State: store.AwaitingComp, Message: store.Message{Topic: "-"}, SentAt: time.Now()}))
+	p.put(store.InFlight{ClientID: client, Direction: store.Outbound, PacketID: id, State: store.AwaitingComp,
+		Message: store.Message{Topic: "-"}})
 }
 
-func (p persister) OutboundDone(client string, id uint16) {
-	p.b.storeErr("delete in-flight", p.b.store.DeleteInFlight(client, store.Outbound, id))
-}
+func (p persister) OutboundDone(client string, id uint16) { p.del(client, store.Outbound, id) }
 
 func (p persister) InboundReceived(client string, id uint16, topic string) {
-	p.b.storeErr("put in-flight", p.b.store.PutInFlight(store.InFlight{ClientID: client, Direction: store.Inbound,
-		PacketID: id, State: store.AwaitingRel, Message: store.Message{Topic: topic}, SentAt: time.Now()}))
+	p.put(store.InFlight{ClientID: client, Direction: store.Inbound, PacketID: id, State: store.AwaitingRel,
+		Message: store.Message{Topic: topic}})
 }
 
-func (p persister) InboundReleased(client string, id uint16) {
-	p.b.storeErr("delete in-flight", p.b.store.DeleteInFlight(client, store.Inbound, id))
-}
+func (p persister) InboundReleased(client string, id uint16) { p.del(client, store.Inbound, id) }

@@ -4,8 +4,10 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,4 +103,235 @@ func TestPersist_CleanSessionNotKept(t *testing.T) {
 	sessions, err := st.Sessions()
 	require.NoError(t, err)
 	assert.Empty(t, sessions)
+}
+
+// gatedStore wraps a Store: Apply counts transactions, waits while the gate
+// is shut, and fails while fail is set.
+type gatedStore struct {
+	store.Store
+	entered chan struct{} // one value per Apply, before it waits at the gate
+
+	mu      sync.Mutex
+	gate    chan struct{} // nil: open
+	fail    error
+	applies int
+}
+
+func newGatedStore() *gatedStore {
+	return &gatedStore{Store: store.NewMemory(), entered: make(chan struct{}, 1000)}
+}
+
+func (g *gatedStore) Apply(cs []store.Change) error {
+	g.entered <- struct{}{}
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.applies++
+	if g.fail != nil {
+		return g.fail
+	}
+	return g.Store.Apply(cs)
+}
+
+func (g *gatedStore) shut() {
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.mu.Unlock()
+	for len(g.entered) > 0 { // forget the transactions already through
+		<-g.entered
+	}
+}
+
+func (g *gatedStore) open() {
+	g.mu.Lock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+	g.mu.Unlock()
+}
+
+func (g *gatedStore) setFail(err error) {
+	g.mu.Lock()
+	g.fail = err
+	g.mu.Unlock()
+}
+
+// pingThen sends p then PINGREQ and returns the first packet that comes
+// back. PINGRESP is never held, and the broker handles a connection's
+// packets in order, so a PINGRESP first means p's answer was not sent
+// before p was handled.
+func pingThen(t *testing.T, c *raw, p mqtt.Packet) mqtt.Packet {
+	t.Helper()
+	c.send(t, p)
+	c.send(t, &mqtt.PingReq{})
+	return c.next(t)
+}
+
+// Every acknowledgement that confirms a store change waits for its commit:
+// with the store's writer stuck in a transaction, PUBACK, PUBREC, PUBCOMP
+// and SUBACK do not come (PINGRESP overtakes them); once it commits, they
+// do, in order.
+func TestPersist_AckWaitsForCommit(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open() // first, should the test fail with the gate shut
+	sub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
+	sub.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "t/#", QoS: 2}}})
+	require.IsType(t, &mqtt.SubAck{}, sub.next(t))
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", Version: mqtt.V5,
+		Properties: mqtt.Properties{SessionExpiry: 300}})
+
+	for _, step := range []struct {
+		name string
+		send mqtt.Packet
+		want mqtt.Packet
+	}{
+		{"PUBACK", &mqtt.Publish{QoS: 1, PacketID: 10, Topic: []byte("t/1"), Payload: []byte("one")}, &mqtt.PubAck{PacketID: 10}},
+		{"PUBREC", &mqtt.Publish{QoS: 2, PacketID: 11, Topic: []byte("t/2"), Payload: []byte("two")}, &mqtt.PubRec{PacketID: 11}},
+		{"PUBCOMP", &mqtt.PubRel{PacketID: 11}, &mqtt.PubComp{PacketID: 11}},
+		{"SUBACK", &mqtt.Subscribe{PacketID: 12, Subscriptions: []mqtt.Subscription{{Filter: "x", QoS: 1}}},
+			&mqtt.SubAck{PacketID: 12, ReasonCodes: []mqtt.ReasonCode{1}}},
+		{"retained PUBACK", &mqtt.Publish{QoS: 1, PacketID: 13, Retain: true, Topic: []byte("r"), Payload: []byte("kept")},
+			&mqtt.PubAck{PacketID: 13, ReasonCode: mqtt.NoMatchingSubscribers}},
+	} {
+		st.shut()
+		got := pingThen(t, pub, step.send)
+		require.IsType(t, &mqtt.PingResp{}, got, "%s sent before its change committed", step.name)
+		<-st.entered // the change is in a transaction, held at the gate
+		st.open()
+		assert.Equal(t, step.want, pub.next(t), step.name)
+	}
+	assert.Zero(t, counter(b, "store_error"))
+}
+
+// A change that fails to commit is never acknowledged: the publisher's
+// connection is closed instead (a 5.0 client hears DISCONNECT 0x80
+// Unspecified error, a 3.1.1 client sees the socket close), counted
+// "store_error" and "disconnect_store_error". The client resends the
+// unacknowledged PUBLISH when it reconnects, and then it is acknowledged.
+func TestPersist_StoreErrorWithholdsAck(t *testing.T) {
+	for _, v := range []mqtt.Version{mqtt.V5, mqtt.V311} {
+		t.Run(v.String(), func(t *testing.T) {
+			st := newGatedStore()
+			b, err := New(Config{Store: st, Engine: testEngine})
+			require.NoError(t, err)
+			addr, stop := serveUntil(t, b)
+			defer stop()
+			st.setFail(errors.New("disk on fire"))
+			pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", Version: v, CleanStart: true})
+			m := &mqtt.Publish{QoS: 1, PacketID: 7, Retain: true, Topic: []byte("r"), Payload: []byte("x")}
+			pub.send(t, m)
+			var got []mqtt.Packet
+			for {
+				_ = pub.nc.SetReadDeadline(time.Now().Add(wait))
+				p, err := pub.r.ReadPacket()
+				var ne net.Error
+				require.False(t, errors.As(err, &ne) && ne.Timeout(), "the broker did not close the connection")
+				if err != nil {
+					break
+				}
+				got = append(got, p)
+			}
+			if v == mqtt.V5 {
+				assert.Equal(t, []mqtt.Packet{&mqtt.Disconnect{ReasonCode: mqtt.UnspecifiedError}}, got)
+			} else {
+				assert.Empty(t, got, "no PUBACK")
+			}
+			assert.Positive(t, counter(b, "store_error"))
+			assert.Equal(t, uint64(1), counter(b, "disconnect_store_error"))
+
+			st.setFail(nil)
+			pub, _ = connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", Version: v, CleanStart: true})
+			m.Dup = true
+			pub.send(t, m)
+			assert.IsType(t, &mqtt.PubAck{}, pub.next(t), "the resent PUBLISH is acknowledged")
+			retained, err := st.Retained()
+			require.NoError(t, err)
+			assert.Len(t, retained, 1)
+		})
+	}
+}
+
+// While the store's queue is full, new QoS 1/2 publications are refused
+// rather than blocking the connection's loop: 0x97 Quota exceeded in the
+// PUBACK or PUBREC of a 5.0 client, a disconnect for a 3.1.1 one (it has
+// no way to hear a refusal), QoS 0 retained dropped; each counted
+// "store_busy". Nothing refused reaches a subscriber.
+func TestPersist_BusyStoreRefuses(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine, StoreQueue: 1})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open()
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", Version: mqtt.V5, CleanStart: true})
+	st.shut()
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
+	<-st.entered                                                                         // the writer is in a transaction, held at the gate
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")}) // queued: the queue is full
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/3"), Payload: []byte("c")}) // dropped
+	pub.send(t, &mqtt.Publish{QoS: 1, PacketID: 1, Topic: []byte("q"), Payload: []byte("d")})
+	assert.Equal(t, &mqtt.PubAck{PacketID: 1, ReasonCode: mqtt.QuotaExceeded}, pub.next(t))
+	pub.send(t, &mqtt.Publish{QoS: 2, PacketID: 2, Topic: []byte("q"), Payload: []byte("e")})
+	assert.Equal(t, &mqtt.PubRec{PacketID: 2, ReasonCode: mqtt.QuotaExceeded}, pub.next(t))
+
+	old, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "old", CleanStart: true})
+	old.send(t, &mqtt.Publish{QoS: 1, PacketID: 3, Topic: []byte("q"), Payload: []byte("f")})
+	assert.Nil(t, old.closed(t), "3.1.1: closed, no PUBACK")
+	assert.Equal(t, uint64(1), counter(b, "disconnect_store_busy"))
+	assert.Equal(t, uint64(4), counter(b, "store_busy"))
+
+	st.open()
+	pub.send(t, &mqtt.PingReq{})
+	require.IsType(t, &mqtt.PingResp{}, pub.next(t))
+	stop()
+	retained, err := st.Retained()
+	require.NoError(t, err)
+	var topics []string
+	for _, m := range retained {
+		topics = append(topics, m.Topic)
+	}
+	assert.Equal(t, []string{"r/1", "r/2"}, topics, "the queued changes committed; the refused one was never made")
+}
+
+// Shutting down commits what was queued: a message routed to an offline
+// persistent session while the store's writer is stuck is in the store once
+// Serve has returned, and so is the session's record.
+func TestPersist_ShutdownCommitsQueued(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	t.Cleanup(st.open) // before stop, should the test fail with the gate shut
+	sub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
+	sub.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "t", QoS: 1}}})
+	require.IsType(t, &mqtt.SubAck{}, sub.next(t))
+	sub.send(t, &mqtt.Disconnect{})
+	assert.Nil(t, sub.closed(t))
+
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
+	st.shut()
+	got := pingThen(t, pub, &mqtt.Publish{QoS: 1, PacketID: 1, Topic: []byte("t"), Payload: []byte("keep me")})
+	require.IsType(t, &mqtt.PingResp{}, got)
+	<-st.entered
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	st.open()
+	<-stopped
+	fs, err := st.InFlight("sub")
+	require.NoError(t, err)
+	require.Len(t, fs, 1)
+	assert.Equal(t, "keep me", string(fs[0].Message.Payload))
+	sess, err := st.LoadSession("sub")
+	require.NoError(t, err)
+	assert.Len(t, sess.Subscriptions, 1)
 }

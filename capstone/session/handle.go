@@ -199,14 +199,16 @@ func (c *Conn) handle(p mqtt.Packet) error {
 	case *mqtt.PubComp:
 		c.st.ack(mqtt.PUBCOMP, p.PacketID, p.ReasonCode)
 	case *mqtt.PubRel:
+		from := c.st.mark()
 		comp := &mqtt.PubComp{PacketID: p.PacketID}
 		if !c.st.released(p.PacketID) && c.version == mqtt.V5 {
 			comp.ReasonCode = mqtt.PacketIdentifierNotFound
 		}
-		c.send(comp) // [MQTT-4.3.3-11]
+		c.st.sendAfter(c, from, comp, nil) // [MQTT-4.3.3-11], once the release is durable
 	case *mqtt.Subscribe:
 		return c.subscribe(p)
 	case *mqtt.Unsubscribe:
+		from := c.st.mark()
 		ack := &mqtt.UnsubAck{PacketID: p.PacketID}
 		for _, f := range p.Filters {
 			ok := c.st.unsubscribe(f)
@@ -219,8 +221,8 @@ func (c *Conn) handle(p mqtt.Packet) error {
 			}
 			ack.ReasonCodes = append(ack.ReasonCodes, code)
 		}
-		c.send(ack) // [MQTT-3.10.4-4]
 		c.hub.Changed(c, c.st)
+		c.st.sendAfter(c, from, ack, nil) // [MQTT-3.10.4-4], once the session is saved
 	case *mqtt.PingReq:
 		c.send(&mqtt.PingResp{}) // [MQTT-3.12.4-1]
 	case *mqtt.Disconnect:
@@ -270,6 +272,7 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 	if topic == "" {
 		return closeWith(mqtt.ProtocolError, ReasonProtocol)
 	}
+	from := c.st.mark() // the acknowledgement waits for the changes made from here
 	now := time.Now()
 	if ok, reason := c.cfg.Admission.AllowPublish(&c.lim, now, len(p.Payload)); !ok {
 		// 5.0: DISCONNECT 0x96 Message rate too high; 3.1.1: close.
@@ -278,8 +281,11 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 	if p.QoS == mqtt.ExactlyOnce {
 		isNew, n := c.st.receivedQoS2(p.PacketID)
 		if !isNew {
-			// [MQTT-4.3.3-9] a resent PUBLISH is acknowledged, not routed.
-			c.send(&mqtt.PubRec{PacketID: p.PacketID})
+			// [MQTT-4.3.3-9] a resent PUBLISH is acknowledged, not routed;
+			// its record is written again, so the PUBREC waits for a
+			// durable one even if the first write failed.
+			c.st.routedQoS2(p.PacketID, topic)
+			c.st.sendAfter(c, from, &mqtt.PubRec{PacketID: p.PacketID}, nil)
 			return nil
 		}
 		if n > int(c.cfg.ReceiveMaximum) {
@@ -287,6 +293,29 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 			c.st.released(p.PacketID)
 			return closeWith(mqtt.ReceiveMaximumExceeded, ReasonReceiveMax)
 		}
+	}
+	if (p.QoS > mqtt.AtMostOnce || p.Retain) && c.st.busy() {
+		// The store's queue is full: refuse new work rather than block
+		// (an event loop must not) or grow without bound. QoS 0 may be
+		// dropped; a 5.0 client hears 0x97 and may send it again later;
+		// 3.1.1 has no refusal, so the connection closes and the client
+		// resends its unacknowledged PUBLISH when it reconnects.
+		c.hub.Count(ReasonStoreBusy)
+		switch {
+		case p.QoS == mqtt.AtMostOnce:
+			return nil
+		case p.QoS == mqtt.ExactlyOnce:
+			c.st.unreceivedQoS2(p.PacketID) // never stored
+		}
+		if c.version != mqtt.V5 {
+			return closeWith(mqtt.QuotaExceeded, ReasonStoreBusy)
+		}
+		var refusal mqtt.Packet = &mqtt.PubAck{PacketID: p.PacketID, ReasonCode: mqtt.QuotaExceeded}
+		if p.QoS == mqtt.ExactlyOnce {
+			refusal = &mqtt.PubRec{PacketID: p.PacketID, ReasonCode: mqtt.QuotaExceeded}
+		}
+		c.st.sendAfter(c, from, refusal, nil)
+		return nil
 	}
 	code := mqtt.Success
 	if strings.HasPrefix(topic, "$") {
@@ -318,14 +347,16 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 	}
 	switch p.QoS {
 	case mqtt.AtLeastOnce:
-		c.send(&mqtt.PubAck{PacketID: p.PacketID, ReasonCode: c.v5code(code)}) // [MQTT-4.3.2-2]
+		// [MQTT-4.3.2-2], once the routed copies and the retained
+		// message are durable.
+		c.st.sendAfter(c, from, &mqtt.PubAck{PacketID: p.PacketID, ReasonCode: c.v5code(code)}, nil)
 	case mqtt.ExactlyOnce:
 		if code.IsError() {
 			c.st.released(p.PacketID)
 		} else {
 			c.st.routedQoS2(p.PacketID, topic)
 		}
-		c.send(&mqtt.PubRec{PacketID: p.PacketID, ReasonCode: c.v5code(code)}) // [MQTT-4.3.3-2]
+		c.st.sendAfter(c, from, &mqtt.PubRec{PacketID: p.PacketID, ReasonCode: c.v5code(code)}, nil) // [MQTT-4.3.3-2]
 	}
 	return nil
 }
@@ -344,6 +375,7 @@ func (c *Conn) subscribe(p *mqtt.Subscribe) error {
 	if len(p.Properties.SubscriptionIDs) > 0 {
 		subID = p.Properties.SubscriptionIDs[0]
 	}
+	from := c.st.mark()
 	ack := &mqtt.SubAck{PacketID: p.PacketID}
 	type retainedFor struct {
 		sub  router.Sub
@@ -382,17 +414,20 @@ func (c *Conn) subscribe(p *mqtt.Subscribe) error {
 			sends = append(sends, retainedFor{sub, c.hub.Router().Retained(sub.Filter, now)})
 		}
 	}
-	c.send(ack)
 	c.hub.Changed(c, c.st)
+	var after []pendingMsg
 	for _, r := range sends {
 		var ids []uint32
 		if r.sub.ID != 0 {
 			ids = []uint32{r.sub.ID}
 		}
 		for _, m := range r.msgs {
-			c.st.Deliver(m, min(m.QoS, r.sub.QoS), true, ids)
+			after = append(after, pendingMsg{m: m, qos: min(m.QoS, r.sub.QoS), retained: true, subIDs: ids})
 		}
 	}
+	// SUBACK once the session record is durable, then the retained
+	// messages, behind it.
+	c.st.sendAfter(c, from, ack, after)
 	return nil
 }
 

@@ -25,14 +25,35 @@ type State struct {
 	nextID   uint16
 	maxQueue int
 	counter  func(string)
-	persist  Persister // never nil
+	persist  Persister // never nil; set before the State is shared
+	held     []heldAck // acknowledgements waiting for the store, in order (acks.go)
+	waiting  bool      // the store will call committed for held[0]
 }
 
 // Persister records a session's in-flight QoS 1/2 state as it changes, so a
 // restarted broker can resend it. Its methods are called with the State's
-// lock held, in the order of the changes; they must not call back into the
-// State. The broker implements it on its store.
+// lock held, in the order of the changes; they must not block (a change is
+// queued for the store's writer, and numbered) and must not call back into
+// the State. The broker implements it on its store (store.Writer).
+//
+// Acknowledgements wait for durability through Seq and Wait: a connection
+// notes Seq before it handles a packet and, after, holds the packet's
+// acknowledgement until Wait says every change numbered in between is
+// committed (see acks.go).
 type Persister interface {
+	// Seq returns the number of the last change queued so far (0: none);
+	// a change queued later, by anyone, gets a higher number.
+	Seq() uint64
+	// Wait reports whether every change numbered in (from, to] is
+	// committed: decided is true if that is known now (ok: all committed;
+	// not ok: one failed). Otherwise it returns decided false and calls
+	// done once it is known, from another goroutine, holding none of the
+	// State's locks.
+	Wait(from, to uint64, done func(ok bool)) (ok, decided bool)
+	// Busy reports whether the store's queue is full: the session then
+	// refuses new QoS 1/2 and retained publications.
+	Busy() bool
+
 	// OutboundSent: pub (with its packet id) was sent and awaits PUBACK or
 	// PUBREC; expires is the message's expiry (zero: none).
 	OutboundSent(client string, pub *mqtt.Publish, expires time.Time)
@@ -48,6 +69,10 @@ type Persister interface {
 }
 
 type noPersist struct{}
+
+func (noPersist) Seq() uint64                                  { return 0 }
+func (noPersist) Wait(uint64, uint64, func(bool)) (bool, bool) { return true, true }
+func (noPersist) Busy() bool                                   { return false }
 
 func (noPersist) OutboundSent(string, *mqtt.Publish, time.Time) {}
 func (noPersist) OutboundReleased(string, uint16)               {}
@@ -301,9 +326,12 @@ func (s *State) ack(t mqtt.PacketType, id uint16, code mqtt.ReasonCode) bool {
 		case t == mqtt.PUBREC && !f.rel && f.pub.QoS == mqtt.ExactlyOnce:
 			// [MQTT-4.3.3-4] answer PUBREC with PUBREL and keep the id.
 			f.rel = true
+			from := s.persist.Seq()
 			s.persist.OutboundReleased(s.ID, id)
 			if s.conn != nil {
-				s.conn.send(&mqtt.PubRel{PacketID: id})
+				// Once PUBREC's change is durable: a restart must resend
+				// PUBREL, never the PUBLISH the client has completed.
+				s.sendAfterLocked(s.conn, from, &mqtt.PubRel{PacketID: id}, nil)
 			}
 			return true
 		}
@@ -351,6 +379,14 @@ func (s *State) routedQoS2(id uint16, topic string) {
 	if _, ok := s.inQoS2[id]; ok {
 		s.persist.InboundReceived(s.ID, id, topic)
 	}
+}
+
+// unreceivedQoS2 forgets an inbound QoS 2 id receivedQoS2 recorded, for a
+// PUBLISH refused before it was routed (so before anything was stored).
+func (s *State) unreceivedQoS2(id uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inQoS2, id)
 }
 
 func (s *State) inQoS2Count() int {

@@ -105,3 +105,59 @@ func BenchmarkWriteParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWriterParallel is BenchmarkWriteParallel's QoS 1 cycle through a
+// Writer, as the broker does it: each of 64 goroutines submits the put and
+// waits for its commit (the publisher's PUBACK waits so), then submits the
+// delete without waiting (a subscriber's PUBACK needs no answer). The
+// writer commits whatever has queued up in one transaction. bolt-nosync
+// shows what is left without the fsync (NoSync stays off by default).
+func BenchmarkWriterParallel(b *testing.B) {
+	payload := make([]byte, 256)
+	for _, c := range []struct {
+		name string
+		opts store.Options
+	}{
+		{"bolt-fsync", store.Options{}},
+		{"bolt-nosync", store.Options{NoSync: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			st, err := store.Open(filepath.Join(b.TempDir(), "b.db"), c.opts)
+			require.NoError(b, err)
+			defer st.Close()
+			w := store.NewWriter(st, store.WriterConfig{})
+			defer w.Close()
+			var next atomic.Uint32
+			b.SetParallelism(32) // x GOMAXPROCS goroutines
+			b.RunParallel(func(pb *testing.PB) {
+				client := fmt.Sprintf("c%d", next.Add(1))
+				done := make(chan bool, 1)
+				var id uint16
+				for pb.Next() {
+					id = id%65535 + 1
+					from := w.Last()
+					to, err := w.Submit(store.Change{Op: store.OpPutInFlight, InFlight: store.InFlight{ClientID: client,
+						Direction: store.Outbound, PacketID: id, State: store.AwaitingAck,
+						Message: store.Message{Topic: "sensors/1/temp", Payload: payload, QoS: 1}}})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					ok, decided := w.Wait(from, to, func(ok bool) { done <- ok })
+					if !decided {
+						ok = <-done
+					}
+					if !ok {
+						b.Error("commit failed")
+						return
+					}
+					if _, err := w.Submit(store.Change{Op: store.OpDeleteInFlight,
+						InFlight: store.InFlight{ClientID: client, Direction: store.Outbound, PacketID: id}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -99,16 +99,72 @@ func decode(b []byte, v any) error {
 
 // SaveSession implements Store.
 func (s *Bolt) SaveSession(sess Session) error {
-	if sess.ClientID == "" {
-		return fmt.Errorf("store save session: empty client id: %w", ErrInvalid)
+	return s.write("save session", Change{Op: OpSaveSession, Session: sess})
+}
+
+// write makes one change in its own transaction.
+func (s *Bolt) write(op string, c Change) error {
+	if err := c.check(); err != nil {
+		return err
 	}
-	v, err := json.Marshal(sess)
-	if err != nil {
-		return fmt.Errorf("store save session: %w", err)
+	return wrap(op, s.update(func(tx *bolt.Tx) error { return applyTx(tx, c) }))
+}
+
+// Apply implements Store: one transaction, one commit.
+func (s *Bolt) Apply(cs []Change) error {
+	for _, c := range cs {
+		if err := c.check(); err != nil {
+			return err
+		}
 	}
-	return wrap("save session", s.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSessions).Put([]byte(sess.ClientID), v)
+	return wrap("apply", s.db.Update(func(tx *bolt.Tx) error {
+		for _, c := range cs {
+			if err := applyTx(tx, c); err != nil {
+				return err
+			}
+		}
+		return nil
 	}))
+}
+
+// applyTx makes c in tx. It is idempotent (db.Batch may run it twice).
+func applyTx(tx *bolt.Tx, c Change) error {
+	switch c.Op {
+	case OpSaveSession:
+		v, err := json.Marshal(c.Session)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSessions).Put([]byte(c.Session.ClientID), v)
+	case OpDeleteSession:
+		if err := tx.Bucket(bucketSessions).Delete([]byte(c.ClientID)); err != nil {
+			return err
+		}
+		err := tx.Bucket(bucketInFlight).DeleteBucket([]byte(c.ClientID))
+		if errors.Is(err, bolt.ErrBucketNotFound) {
+			return nil
+		}
+		return err
+	case OpSetRetained:
+		if len(c.Message.Payload) == 0 {
+			return tx.Bucket(bucketRetained).Delete([]byte(c.Message.Topic))
+		}
+		v, err := json.Marshal(c.Message)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRetained).Put([]byte(c.Message.Topic), v)
+	case OpPutInFlight:
+		return putFlightTx(tx, c.InFlight)
+	case OpDeleteInFlight:
+		f := c.InFlight
+		b := tx.Bucket(bucketInFlight).Bucket([]byte(f.ClientID))
+		if b == nil {
+			return nil
+		}
+		return b.Delete(boltFlightKey(f.Direction, f.PacketID))
+	}
+	return fmt.Errorf("op %d: %w", c.Op, ErrInvalid)
 }
 
 // LoadSession implements Store.
@@ -126,16 +182,10 @@ func (s *Bolt) LoadSession(clientID string) (Session, error) {
 
 // DeleteSession implements Store.
 func (s *Bolt) DeleteSession(clientID string) error {
-	return wrap("delete session", s.update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketSessions).Delete([]byte(clientID)); err != nil {
-			return err
-		}
-		err := tx.Bucket(bucketInFlight).DeleteBucket([]byte(clientID))
-		if errors.Is(err, bolt.ErrBucketNotFound) {
-			return nil
-		}
-		return err
-	}))
+	if clientID == "" {
+		return nil // nothing is stored under it
+	}
+	return s.write("delete session", Change{Op: OpDeleteSession, ClientID: clientID})
 }
 
 // Sessions implements Store.
@@ -156,21 +206,7 @@ func (s *Bolt) Sessions() ([]Session, error) {
 
 // SetRetained implements Store.
 func (s *Bolt) SetRetained(m Message) error {
-	if m.Topic == "" {
-		return fmt.Errorf("store set retained: empty topic: %w", ErrInvalid)
-	}
-	if len(m.Payload) == 0 {
-		return wrap("set retained", s.update(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketRetained).Delete([]byte(m.Topic))
-		}))
-	}
-	v, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("store set retained: %w", err)
-	}
-	return wrap("set retained", s.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRetained).Put([]byte(m.Topic), v)
-	}))
+	return s.write("set retained", Change{Op: OpSetRetained, Message: m})
 }
 
 // Retained implements Store.
@@ -197,41 +233,38 @@ func boltFlightKey(dir Direction, id uint16) []byte {
 
 // PutInFlight implements Store.
 func (s *Bolt) PutInFlight(f InFlight) error {
-	if err := validFlight(f); err != nil {
-		return err
-	}
+	return s.write("put in-flight", Change{Op: OpPutInFlight, InFlight: f})
+}
+
+func putFlightTx(tx *bolt.Tx, f InFlight) error {
 	j, err := json.Marshal(f)
 	if err != nil {
-		return fmt.Errorf("store put in-flight: %w", err)
+		return err
 	}
-	return wrap("put in-flight", s.update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketInFlight).CreateBucketIfNotExists([]byte(f.ClientID))
-		if err != nil {
-			return err
-		}
-		k := boltFlightKey(f.Direction, f.PacketID)
-		var seq uint64
-		if old := b.Get(k); len(old) >= 8 {
-			seq = binary.BigEndian.Uint64(old) // an update keeps its place
-		} else if seq, err = b.NextSequence(); err != nil {
-			return err
-		}
-		v := make([]byte, 8+len(j))
-		binary.BigEndian.PutUint64(v, seq)
-		copy(v[8:], j)
-		return b.Put(k, v)
-	}))
+	b, err := tx.Bucket(bucketInFlight).CreateBucketIfNotExists([]byte(f.ClientID))
+	if err != nil {
+		return err
+	}
+	k := boltFlightKey(f.Direction, f.PacketID)
+	var seq uint64
+	if old := b.Get(k); len(old) >= 8 {
+		seq = binary.BigEndian.Uint64(old) // an update keeps its place
+	} else if seq, err = b.NextSequence(); err != nil {
+		return err
+	}
+	v := make([]byte, 8+len(j))
+	binary.BigEndian.PutUint64(v, seq)
+	copy(v[8:], j)
+	return b.Put(k, v)
 }
 
 // DeleteInFlight implements Store.
 func (s *Bolt) DeleteInFlight(clientID string, dir Direction, packetID uint16) error {
-	return wrap("delete in-flight", s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketInFlight).Bucket([]byte(clientID))
-		if b == nil {
-			return nil
-		}
-		return b.Delete(boltFlightKey(dir, packetID))
-	}))
+	if clientID == "" {
+		return nil
+	}
+	return s.write("delete in-flight", Change{Op: OpDeleteInFlight,
+		InFlight: InFlight{ClientID: clientID, Direction: dir, PacketID: packetID}})
 }
 
 // InFlight implements Store.

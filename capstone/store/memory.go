@@ -82,13 +82,17 @@ func (m *Memory) DeleteSession(clientID string) error {
 		return err
 	}
 	defer m.mu.Unlock()
+	m.deleteSessionLocked(clientID)
+	return nil
+}
+
+func (m *Memory) deleteSessionLocked(clientID string) {
 	delete(m.sessions, clientID)
 	for k := range m.flights {
 		if k.client == clientID {
 			delete(m.flights, k)
 		}
 	}
-	return nil
 }
 
 // Sessions implements Store.
@@ -114,12 +118,16 @@ func (m *Memory) SetRetained(msg Message) error {
 		return err
 	}
 	defer m.mu.Unlock()
+	m.setRetainedLocked(msg)
+	return nil
+}
+
+func (m *Memory) setRetainedLocked(msg Message) {
 	if len(msg.Payload) == 0 {
 		delete(m.retained, msg.Topic)
-		return nil
+		return
 	}
 	m.retained[msg.Topic] = cloneMessage(msg)
-	return nil
 }
 
 // Retained implements Store.
@@ -145,6 +153,11 @@ func (m *Memory) PutInFlight(f InFlight) error {
 		return err
 	}
 	defer m.mu.Unlock()
+	m.putFlightLocked(f)
+	return nil
+}
+
+func (m *Memory) putFlightLocked(f InFlight) {
 	k := flightKey{f.ClientID, f.Direction, f.PacketID}
 	old, ok := m.flights[k]
 	seq := old.seq
@@ -154,7 +167,6 @@ func (m *Memory) PutInFlight(f InFlight) error {
 	}
 	f.Message = cloneMessage(f.Message)
 	m.flights[k] = memFlight{seq: seq, f: f}
-	return nil
 }
 
 // DeleteInFlight implements Store.
@@ -186,6 +198,34 @@ func (m *Memory) InFlight(clientID string) ([]InFlight, error) {
 		out[i].Message = cloneMessage(f.f.Message)
 	}
 	return out, nil
+}
+
+// Apply implements Store: the changes are made together, under one lock.
+func (m *Memory) Apply(cs []Change) error {
+	for _, c := range cs {
+		if err := c.check(); err != nil {
+			return err
+		}
+	}
+	if err := m.lock("apply"); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	for _, c := range cs {
+		switch c.Op {
+		case OpSaveSession:
+			m.sessions[c.Session.ClientID] = cloneSession(c.Session)
+		case OpDeleteSession:
+			m.deleteSessionLocked(c.ClientID)
+		case OpSetRetained:
+			m.setRetainedLocked(c.Message)
+		case OpPutInFlight:
+			m.putFlightLocked(c.InFlight)
+		case OpDeleteInFlight:
+			delete(m.flights, flightKey{c.InFlight.ClientID, c.InFlight.Direction, c.InFlight.PacketID})
+		}
+	}
+	return nil
 }
 
 // Close implements Store.

@@ -60,6 +60,11 @@ type Store interface {
 	// [MQTT-4.6.0-1].
 	InFlight(clientID string) ([]InFlight, error)
 
+	// Apply makes every change in cs, in order, in one transaction (for
+	// the bbolt store: one commit, one fsync): all are kept or none is.
+	// An invalid change fails the whole batch with ErrInvalid.
+	Apply(cs []Change) error
+
 	// Close releases the store. Later calls return ErrClosed.
 	Close() error
 }
