@@ -20,7 +20,7 @@ import (
 // A connection's phases.
 const (
 	waitConnect = iota // reading the CONNECT
-	connecting         // Connect running on its goroutine; fd out of the set
+	connecting         // Connect running on its goroutine; nothing read
 	open               // fed packets
 )
 
@@ -124,10 +124,11 @@ func (l *loop) consume(c *econn, b []byte) {
 		}
 		body = bytes.Clone(body)
 		l.keep(c, b[used:])
-		// Out of the set while Connect runs: nothing to read until it is
-		// done, and a hang-up would be reported in a spin.
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-		c.events = 0
+		// The socket stays in the set while Connect runs: a client waits
+		// for its CONNACK, so nothing comes, and keeping it costs no
+		// system call. Whatever does come (a packet sent ahead, a
+		// hang-up) waits for Connect; dispatch then takes the socket
+		// out of the set (pause), or it would be reported in a spin.
 		c.phase = connecting
 		l.wheel.remove(&c.timed)
 		l.connecting++
@@ -200,10 +201,12 @@ func (l *loop) service(c *econn) {
 		}
 		c.phase = open
 		if c.connErr == nil {
-			c.events = evRead
-			if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, evRead); err != nil {
-				c.events = 0
-				c.s.Kill(0, session.ReasonEOF)
+			if c.events == 0 { // paused while Connect ran
+				c.events = evRead
+				if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, evRead); err != nil {
+					c.events = 0
+					c.s.Kill(0, session.ReasonEOF)
+				}
 			}
 			now := time.Now()
 			if ka := c.s.KeepAlive(); ka > 0 {

@@ -83,6 +83,10 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 		return fmt.Errorf("engine: epoll on %s: dup: %w", ln.Addr(), errors.Join(cerr, err))
 	}
 	defer unix.Close(lfd)
+	// Accepted sockets inherit TCP_NODELAY from the listener (Linux
+	// copies it): one system call here instead of one per connection.
+	// Each loop checks its first accepted socket (see accept).
+	nodelay := unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) == nil
 
 	loops := make([]*loop, 0, cfg.Loops)
 	defer func() {
@@ -95,7 +99,7 @@ func ServeEpoll(ctx context.Context, ln net.Listener, cfg EpollConfig, newConn N
 		if err != nil {
 			return fmt.Errorf("engine: epoll on %s: %w", ln.Addr(), err)
 		}
-		l.peers, l.idx = &loops, len(loops)
+		l.peers, l.idx, l.nodelay = &loops, len(loops), nodelay
 		loops = append(loops, l)
 	}
 	stopAll := func() {
@@ -283,6 +287,9 @@ type loop struct {
 	// when run alone.
 	peers      *[]*loop
 	idx        int
+	nodelay    bool   // accepted sockets inherit TCP_NODELAY from lfd
+	checked    bool   // nodelay was checked on an accepted socket
+	onPause    func() // tests: told when pause takes a socket out
 	conns      map[int]*econn
 	buf, wbuf  []byte   // the shared read buffer, and scratch for encoding
 	free       [][]byte // small partial-packet buffers to reuse
@@ -347,8 +354,28 @@ func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
 	return l, nil
 }
 
+// ctl is epoll_ctl on the loop's set. Adding a descriptor that is there
+// already modifies it instead (a connection whose Connect left it in the
+// set, see consume).
 func (l *loop) ctl(op, fd int, events uint32) error {
-	return unix.EpollCtl(l.epfd, op, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+	err := unix.EpollCtl(l.epfd, op, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+	if op == unix.EPOLL_CTL_ADD && errors.Is(err, unix.EEXIST) {
+		err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+	}
+	return err
+}
+
+// pause takes c, whose Connect runs, out of the set: something came that
+// must wait for Connect, and the level-triggered set would report it in a
+// spin. service puts it back.
+func (l *loop) pause(c *econn) {
+	if c.events != 0 {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		c.events = 0
+		if l.onPause != nil {
+			l.onPause()
+		}
+	}
 }
 
 func (l *loop) listen() error {
@@ -613,6 +640,10 @@ func (l *loop) dispatch(ev unix.EpollEvent) {
 	if c == nil {
 		return
 	}
+	if c.phase == connecting {
+		l.pause(c)
+		return
+	}
 	if ev.Events&unix.EPOLLOUT != 0 {
 		l.onWritable(c)
 	}
@@ -628,13 +659,23 @@ func (l *loop) dispatch(ev unix.EpollEvent) {
 	l.onReadable(c)
 }
 
+// accept4 accepts a connection without asking for its address
+// (unix.Accept4 converts it, at the cost of a getsockopt per call).
+func accept4(lfd int) (int, error) {
+	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(fd), nil
+}
+
 // accept takes up to 64 new connections (the listener is level-triggered:
 // more wake the loop again), each registered for reading, with the CONNECT
 // deadline in the wheel.
 func (l *loop) accept() {
 	now := time.Now()
 	for range 64 {
-		fd, _, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, err := accept4(l.lfd)
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
@@ -652,7 +693,13 @@ func (l *loop) accept() {
 		default: // EAGAIN (another loop took it), ENOBUFS...
 			return
 		}
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // as net does
+		if l.nodelay && !l.checked {
+			v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
+			l.nodelay, l.checked = err == nil && v != 0, true
+		}
+		if !l.nodelay {
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // as net does
+		}
 		c := &econn{l: l, fd: fd, events: evRead}
 		c.timed = timed{slot: -1, owner: c}
 		c.s, c.release = l.newConn(func() { l.post(c) })
