@@ -28,6 +28,13 @@ const (
 	ReasonStoreBusy = "store_busy"
 )
 
+// heldAcks is a session's acknowledgements waiting for the store. It exists
+// only while some wait, so an idle session pays one pointer for it.
+type heldAcks struct {
+	held    []heldAck // in order
+	waiting bool      // the store will call committed for held[0]
+}
+
 // heldAck is an acknowledgement waiting for the store.
 type heldAck struct {
 	c        *Conn
@@ -53,15 +60,44 @@ func (s *State) sendAfter(c *Conn, from uint64, p mqtt.Packet, after []pendingMs
 
 // sendAfterLocked is sendAfter with s.mu held.
 func (s *State) sendAfterLocked(c *Conn, from uint64, p mqtt.Packet, after []pendingMsg) {
-	if len(s.held) >= s.maxQueue {
+	h := heldAck{c: c, from: from, to: s.persist.Seq(), p: p, after: after}
+	if s.acks == nil {
+		// Nothing held before it: no allocation when it is decided now
+		// (always, without a store).
+		ok, decided := s.persist.Wait(h.from, h.to, s.committed)
+		if decided {
+			s.release(h, ok)
+			return
+		}
+		s.acks = &heldAcks{held: []heldAck{h}, waiting: true}
+		return
+	}
+	a := s.acks
+	if len(a.held) >= s.maxQueue {
 		// A client that does not wait for its acknowledgements while the
 		// store is slow: the held ones are bounded like its queue.
 		c.Kill(mqtt.ReceiveMaximumExceeded, ReasonReceiveMax)
 		return
 	}
-	s.held = append(s.held, heldAck{c: c, from: from, to: s.persist.Seq(), p: p, after: after})
-	if !s.waiting {
+	a.held = append(a.held, h)
+	if !a.waiting {
 		s.releaseLocked()
+	}
+}
+
+// release sends h's acknowledgement (ok), or closes its connection (its
+// changes did not all commit). s.mu is held.
+func (s *State) release(h heldAck, ok bool) {
+	if !ok {
+		h.c.Kill(mqtt.UnspecifiedError, ReasonStoreError)
+		return
+	}
+	h.c.send(h.p)
+	if len(h.after) > 0 && h.c == s.conn {
+		now := time.Now()
+		for _, p := range h.after {
+			s.deliverLocked(p, now)
+		}
 	}
 }
 
@@ -69,33 +105,27 @@ func (s *State) sendAfterLocked(c *Conn, from uint64, p mqtt.Packet, after []pen
 func (s *State) committed(bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.waiting = false
-	s.releaseLocked()
+	if s.acks != nil {
+		s.acks.waiting = false
+		s.releaseLocked()
+	}
 }
 
 // releaseLocked sends the held acknowledgements that are decided, in order,
-// and asks the store to call back for the first that is not. s.mu is held.
+// and asks the store to call back for the first that is not. s.mu is held
+// and s.acks is not nil.
 func (s *State) releaseLocked() {
-	for len(s.held) > 0 {
-		h := s.held[0]
+	a := s.acks
+	for len(a.held) > 0 {
+		h := a.held[0]
 		ok, decided := s.persist.Wait(h.from, h.to, s.committed)
 		if !decided {
-			s.waiting = true
+			a.waiting = true
 			return
 		}
-		s.held[0] = heldAck{}
-		s.held = s.held[1:]
-		if !ok {
-			h.c.Kill(mqtt.UnspecifiedError, ReasonStoreError)
-			continue
-		}
-		h.c.send(h.p)
-		if len(h.after) > 0 && h.c == s.conn {
-			now := time.Now()
-			for _, p := range h.after {
-				s.deliverLocked(p, now)
-			}
-		}
+		a.held[0] = heldAck{}
+		a.held = a.held[1:]
+		s.release(h, ok)
 	}
-	s.held = nil
+	s.acks = nil // none left: an idle session keeps nothing
 }

@@ -26,8 +26,7 @@ type State struct {
 	maxQueue int
 	counter  func(string)
 	persist  Persister // never nil; set before the State is shared
-	held     []heldAck // acknowledgements waiting for the store, in order (acks.go)
-	waiting  bool      // the store will call committed for held[0]
+	acks     *heldAcks // acknowledgements waiting for the store (acks.go); nil: none
 }
 
 // Persister records a session's in-flight QoS 1/2 state as it changes, so a
