@@ -28,13 +28,17 @@ const (
 	// connections is 0.04 per connection: one goroutine per connection
 	// cannot hide in it.
 	idleGoroutineSlack = 16
-	// epollBytesPerConn bounds the Go heap and stacks an idle subscribed
-	// connection adds on the epoll engine, both ends counted. Measured:
-	// 2.4-2.6 KB (BenchmarkIdleSubscribed, capstone/README.md); 4 KiB
-	// leaves room for allocator noise, and the codec's 4 KiB read buffer
-	// per connection breaks it (a goroutine per connection, 2 KiB of stack
-	// at least, is TestIdle_GoroutinesPerConnection's to catch).
-	epollBytesPerConn = 4 << 10
+	// epollBytesPerConn bounds the Go heap spans and stacks in use that
+	// an idle subscribed connection adds on the epoll engine, both ends
+	// counted (memInUse: it counts the free room that the connections'
+	// short-lived garbage leaves in the spans, so it is noisy with 400
+	// connections). Measured 2,007-2,694 B before and after the cuts of
+	// 2026-11-25 (BENCHMARKS.md, "Memory per connection"), up to 2,662
+	// under -race; 3 KiB leaves room for that noise, and the codec's 4 KiB
+	// read buffer per connection breaks it (a goroutine per connection, 2
+	// KiB of stack at least, is TestIdle_GoroutinesPerConnection's to
+	// catch). epollLivePerConn is the tight one.
+	epollBytesPerConn = 3 << 10
 	// goroutineBytesPerConn is the same bound for the goroutine engine:
 	// measured 16.5-17.8 KB (two goroutines' stacks and the codec's read
 	// buffer per connection), 17.4-19.5 KB under -race; 24 KiB catches
@@ -42,6 +46,22 @@ const (
 	// bigger stack. A third goroutine is TestIdle_GoroutinesPerConnection's
 	// to catch.
 	goroutineBytesPerConn = 24 << 10
+	// epollLivePerConn bounds the live Go heap (after a GC) and stacks an
+	// idle subscribed connection adds on the epoll engine, both ends
+	// counted (liveMem: it moves with what a connection keeps). Measured
+	// (2026-11-25, 5 runs each of the shared, sharded and -race suites):
+	// 2,359-2,694 B before the cuts in "Memory per connection"
+	// (BENCHMARKS.md), 1,319-1,807 B after. 2 KiB fails the code before
+	// the cuts; it catches about 250 B more per connection, such as the
+	// Conn's channels made again for every connection, or a map per
+	// session.
+	epollLivePerConn = 2 << 10
+	// goroutineLivePerConn is the same for the goroutine engine: measured
+	// 13.0-16.4 KB before the cuts and 14.1-15.6 KB after (the two
+	// goroutines' stacks vary from run to run more than the cuts move the
+	// heap), 16.4-19.5 KB under -race; 22 KiB catches a third stack, or a
+	// second read buffer.
+	goroutineLivePerConn = 22 << 10
 )
 
 // idleBroker starts a broker on the engine under test and connects
@@ -49,11 +69,11 @@ const (
 // to a topic of its own; both ends in this process, the client side an
 // idle net.Conn with no goroutine). It returns once every SUBACK has
 // arrived, with the goroutine count from before the broker started, and
-// the Go heap and stacks in use after the first client (so that what the
-// broker allocates once, such as the epoll loops' read buffers, is not
-// counted per connection). The clients are closed when the test ends,
+// the Go heap and stacks after the first client (so that what the broker
+// allocates once, such as the epoll loops' read buffers, is not counted per
+// connection), as memInUse and liveMem measure them. The clients are closed when the test ends,
 // and the test waits for the broker to see them go.
-func idleBroker(t *testing.T) (b *Broker, g0 int, mem0 int64) {
+func idleBroker(t *testing.T) (b *Broker, g0 int, mem0, live0 int64) {
 	t.Helper()
 	g0 = runtime.NumGoroutine()
 	b, addr := startBroker(t, Config{SysInterval: -1})
@@ -67,11 +87,23 @@ func idleBroker(t *testing.T) (b *Broker, g0 int, mem0 int64) {
 	})
 	for i := range idleConns + 1 {
 		if i == 1 {
-			mem0 = memInUse()
+			mem0, live0 = memInUse(), liveMem()
 		}
 		conns = append(conns, idleClient(t, addr, i))
 	}
-	return b, g0, mem0
+	return b, g0, mem0, live0
+}
+
+// liveMem returns the live Go heap (HeapAlloc, after a GC) and the stacks
+// in use. Unlike memInUse it does not count the free room in the spans the
+// heap holds, which a connection's short-lived garbage (its CONNECT, its
+// SUBSCRIBE) leaves scattered: it moves, to within a few bytes per
+// connection, with what a connection keeps.
+func liveMem() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc + ms.StackInuse)
 }
 
 // idleClient connects and subscribes client i, and leaves it idle.
@@ -107,7 +139,7 @@ func idleClient(t *testing.T, addr string, i int) net.Conn {
 // CONNECT's short goroutine must be gone once the connection is idle), and
 // at most two (reader and writer) on the goroutine engine.
 func TestIdle_GoroutinesPerConnection(t *testing.T) {
-	_, g0, _ := idleBroker(t)
+	_, g0, _, _ := idleBroker(t)
 	limit := idleGoroutineSlack
 	if testEngine == EngineGoroutine || testEngine == "" {
 		limit += 2 * (idleConns + 1)
@@ -126,14 +158,17 @@ func TestIdle_GoroutinesPerConnection(t *testing.T) {
 // an idle subscribed connection adds, both ends counted, stay under the
 // engine's documented bound (epollBytesPerConn, goroutineBytesPerConn).
 func TestIdle_MemoryPerConnection(t *testing.T) {
-	_, g0, mem0 := idleBroker(t)
-	limit := goroutineBytesPerConn
+	_, g0, mem0, live0 := idleBroker(t)
+	limit, liveLimit := goroutineBytesPerConn, goroutineLivePerConn
 	if testEngine == EngineEpoll {
-		limit = epollBytesPerConn
+		limit, liveLimit = epollBytesPerConn, epollLivePerConn
 		// Count after the CONNECT goroutines have ended, as above.
 		require.Eventually(t, func() bool { return runtime.NumGoroutine()-g0 <= idleGoroutineSlack }, wait, time.Millisecond)
 	}
+	live := (liveMem() - live0) / idleConns
 	perConn := (memInUse() - mem0) / idleConns
-	t.Logf("engine %s: %d bytes of Go heap and stacks per idle connection (limit %d)", testEngine, perConn, limit)
-	require.LessOrEqual(t, perConn, int64(limit), "engine %s: bytes per idle connection", testEngine)
+	t.Logf("engine %s: per idle connection, %d bytes of live Go heap and stacks (limit %d), %d in use (limit %d)",
+		testEngine, live, liveLimit, perConn, limit)
+	require.LessOrEqual(t, live, int64(liveLimit), "engine %s: live bytes per idle connection", testEngine)
+	require.LessOrEqual(t, perConn, int64(limit), "engine %s: bytes in use per idle connection", testEngine)
 }

@@ -64,13 +64,46 @@ type Delivery struct {
 
 // Router is safe for concurrent use. Its zero value is not usable: use New.
 type Router struct {
-	trie topics.Trie[string, Sub] // its own lock
+	// trie holds each subscription once, as its client's key and its
+	// options (the session keeps the whole Sub): the filter is the trie's
+	// path, the group the entry's.
+	trie topics.Trie[string, subVal] // its own lock
 
 	retainMu sync.RWMutex        // guards retained
 	retained map[string]*Message // by topic
 
 	shareMu sync.Mutex        // guards next
 	next    map[string]uint64 // round-robin counter per group+filter
+}
+
+// subVal is a subscription's options as the trie keeps them, 16 bytes:
+// what Route needs, and the filter as subscribed only for a $share group
+// (the key of its round robin).
+type subVal struct {
+	id    uint32 // Subscription Identifier, 0 for none
+	qos   mqtt.QoS
+	flags uint8 // noLocal, retainAsPublished
+	share *string
+}
+
+const (
+	noLocal uint8 = 1 << iota
+	retainAsPublished
+)
+
+func toVal(s Sub) subVal {
+	v := subVal{id: s.ID, qos: s.QoS}
+	if s.NoLocal {
+		v.flags |= noLocal
+	}
+	if s.RetainAsPublished {
+		v.flags |= retainAsPublished
+	}
+	if s.Group != "" {
+		f := s.Filter
+		v.share = &f
+	}
+	return v
 }
 
 // New returns an empty router.
@@ -82,7 +115,7 @@ func New() *Router {
 // set by the caller from topics.ParseShare). It reports whether a
 // subscription with the same filter existed [MQTT-3.8.4-3].
 func (r *Router) Subscribe(client string, s Sub) (replaced bool, err error) {
-	return r.trie.Subscribe(s.Filter, client, s)
+	return r.trie.Subscribe(s.Filter, client, toVal(s))
 }
 
 // Unsubscribe removes client's subscription to filter, reporting whether
@@ -103,41 +136,42 @@ func (r *Router) Len() int { return r.trie.Len() }
 func (r *Router) Route(m *Message, dst []Delivery, online func(client string) bool) []Delivery {
 	entries := r.trie.Match(m.Topic, nil)
 	start := len(dst)
-	add := func(client string, s Sub) {
-		q := min(m.QoS, s.QoS)
+	add := func(client string, s subVal) {
+		q := min(m.QoS, s.qos)
+		rap := s.flags&retainAsPublished != 0
 		for i := start; i < len(dst); i++ {
 			if d := &dst[i]; d.Client == client {
 				d.QoS = max(d.QoS, q)
-				d.RetainAsPublished = d.RetainAsPublished || s.RetainAsPublished
-				if s.ID != 0 {
-					d.SubIDs = append(d.SubIDs, s.ID)
+				d.RetainAsPublished = d.RetainAsPublished || rap
+				if s.id != 0 {
+					d.SubIDs = append(d.SubIDs, s.id)
 				}
 				return
 			}
 		}
-		d := Delivery{Client: client, QoS: q, RetainAsPublished: s.RetainAsPublished}
-		if s.ID != 0 {
-			d.SubIDs = []uint32{s.ID}
+		d := Delivery{Client: client, QoS: q, RetainAsPublished: rap}
+		if s.id != 0 {
+			d.SubIDs = []uint32{s.id}
 		}
 		dst = append(dst, d)
 	}
-	var groups map[string][]topics.Entry[string, Sub]
+	var groups map[string][]topics.Entry[string, subVal]
 	for _, e := range entries {
 		if e.Group != "" {
 			if groups == nil {
-				groups = make(map[string][]topics.Entry[string, Sub])
+				groups = make(map[string][]topics.Entry[string, subVal])
 			}
-			k := e.Value.Filter
+			k := *e.Value.share
 			groups[k] = append(groups[k], e)
 			continue
 		}
-		if e.Value.NoLocal && e.Key == m.From {
+		if e.Value.flags&noLocal != 0 && e.Key == m.From {
 			continue
 		}
 		add(e.Key, e.Value)
 	}
 	for k, members := range groups {
-		slices.SortFunc(members, func(a, b topics.Entry[string, Sub]) int { return strings.Compare(a.Key, b.Key) })
+		slices.SortFunc(members, func(a, b topics.Entry[string, subVal]) int { return strings.Compare(a.Key, b.Key) })
 		r.shareMu.Lock()
 		n := r.next[k]
 		r.next[k] = n + 1

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"floodgate/capstone/admission"
@@ -83,10 +84,21 @@ type Hub interface {
 // Config sets a connection's limits. The broker fills the defaults; the
 // zero value works.
 type Config struct {
-	MaxPacketSize     int           // inbound limit, advertised in CONNACK; 0: 1 MiB
-	ReceiveMaximum    uint16        // inbound QoS 2 in flight, advertised; 0: 64
-	MaxInflight       int           // outbound window (also capped by the client's Receive Maximum); 0: 64
-	MaxQueued         int           // outbound queue, in packets, and pending messages; 0: 1000
+	MaxPacketSize  int    // inbound limit, advertised in CONNACK; 0: 1 MiB
+	ReceiveMaximum uint16 // inbound QoS 2 in flight, advertised; 0: 64
+	MaxInflight    int    // outbound window (also capped by the client's Receive Maximum); 0: 64
+	// MaxQueued caps, in packets, the outbound queue (a backstop behind
+	// MaxQueuedBytes; 0: 16,384) and the QoS 1/2 messages a session keeps
+	// beyond the in-flight window (0: 1,000; see NewState).
+	MaxQueued int
+	// MaxQueuedBytes is each connection's outbound budget: the encoded
+	// size of the packets queued and not yet written (0: 1 MiB; negative:
+	// none, MaxQueued alone). A client that lets its queue go over it is
+	// disconnected as a slow consumer (ReasonSlowConsumer, 0x97), and the
+	// limit that tripped is counted ("slow_consumer_bytes" or
+	// "slow_consumer_packets"). A burst of small messages to a client that
+	// keeps reading fits in it; a client that stops reading fills it.
+	MaxQueuedBytes    int
 	TopicAliasMaximum uint16        // inbound topic aliases accepted, advertised; 0: none
 	ConnectTimeout    time.Duration // time for the CONNECT to arrive; 0: 10s
 	WriteTimeout      time.Duration // time for one write; 0: 10s
@@ -110,9 +122,6 @@ func (cfg *Config) fill() {
 	}
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = 64
-	}
-	if cfg.MaxQueued <= 0 {
-		cfg.MaxQueued = queue.DefaultCapacity
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
@@ -142,53 +151,80 @@ func (e *closeErr) Error() string { return fmt.Sprintf("%s (%v)", e.reason, e.co
 
 func closeWith(code mqtt.ReasonCode, reason string) error { return &closeErr{code, reason} }
 
-// Conn is one client connection. Make it with NewConn and run Serve.
+// Conn is one client connection. Make it with NewConn and run Serve, or
+// with NewDriven for an event loop. It is one allocation: the outbound
+// queue is held by value, and nothing else is made until it is needed
+// (Done's channel, the goroutine engine's reader and wake-up channel, the
+// topic alias maps), so an idle subscribed connection costs little.
 type Conn struct {
-	cfg    *Config
-	hub    Hub
-	nc     net.Conn
-	r      *mqtt.Reader
-	refuse mqtt.ReasonCode
+	cfg *Config
+	hub Hub
+	nc  net.Conn     // nil for a driven Conn
+	r   *mqtt.Reader // nil for a driven Conn
 
 	// Set while the CONNECT is handled, before the writer starts and
 	// before the Conn is attached to a State; read-only afterwards.
 	id, username  string
-	version       mqtt.Version
-	keepAlive     uint16
 	window        int
-	maxOut        uint32 // client's Maximum Packet Size, 0: none
-	aliasOut      uint16 // client's Topic Alias Maximum
-	sessionExpiry uint32 // read and written by the reader goroutine only
 	will          *mqtt.Will
 	st            *State
 	ext           *extAuth // extended authentication (auth.go); nil: none. Reader only
+	maxOut        uint32   // client's Maximum Packet Size, 0: none
+	sessionExpiry uint32   // read and written by the reader goroutine only
+	keepAlive     uint16
+	aliasOut      uint16 // client's Topic Alias Maximum
+	version       mqtt.Version
+	refuse        mqtt.ReasonCode
 
-	out       *queue.Queue[mqtt.Packet]
-	quit      chan struct{} // closed by Kill
-	killOnce  sync.Once
-	killCode  mqtt.ReasonCode // written once before quit is closed
-	killWhy   string
-	done      chan struct{} // closed when Serve has finished, Closed included
+	// Driven (event-loop) Conns only, loop side.
+	connected bool // Connect succeeded (loop side, after Connect returned)
+	graceful  bool // the client's DISCONNECT discards the will (Feed)
+	closing   bool // Output has reported the end
+
+	killCode mqtt.ReasonCode // written once, before killed is set
+	killing  bool            // Kill has run or runs; guarded by mu
+	finished bool            // the connection has ended, Closed included; guarded by mu
+	killed   atomic.Bool     // Kill has decided: killCode and killWhy are set
+	mu       sync.Mutex      // guards killing, finished and done; held through Kill's work
+	done     chan struct{}   // made by Done; closed once finished
+	killWhy  string
+
+	out queue.Queue[mqtt.Packet] // Init'd by NewConn; its own lock
+
 	lim       admission.Limits
 	inAliases map[uint16]string // reader goroutine only
 	outAlias  map[string]uint16 // writer goroutine only
 
 	// Driven (event-loop) Conns only; nil nc.
-	wake      func() // told of output and of Kill; never blocks
-	early     []byte // a refusal written before the session exists (Connect, then Output)
-	connected bool   // Connect succeeded (loop side, after Connect returned)
-	graceful  bool   // the client's DISCONNECT discards the will (Feed)
-	closing   bool   // Output has reported the end
+	wake  func() // told of output and of Kill; never blocks
+	early []byte // a refusal written before the session exists (Connect, then Output)
 }
 
+// closedChan is what Done returns once a connection has finished and no
+// one had asked for its channel before.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
 // NewConn returns a connection on nc. refuse is the admission verdict on the
-// connection (Success, or the code its CONNACK must carry).
+// connection (Success, or the code its CONNACK must carry). cfg's zero
+// fields are set to their defaults; a Config already filled that way (by
+// an earlier NewConn or NewDriven) is only read, so many Conns may share
+// one.
 func NewConn(cfg *Config, hub Hub, nc net.Conn, refuse mqtt.ReasonCode) *Conn {
+	c := newConn(cfg, hub, refuse)
+	c.nc = nc
+	c.r = mqtt.NewReader(nc, mqtt.Config{MaxPacketSize: cfg.MaxPacketSize})
+	return c
+}
+
+func newConn(cfg *Config, hub Hub, refuse mqtt.ReasonCode) *Conn {
 	cfg.fill()
-	return &Conn{cfg: cfg, hub: hub, nc: nc, refuse: refuse,
-		r:    mqtt.NewReader(nc, mqtt.Config{MaxPacketSize: cfg.MaxPacketSize}),
-		out:  queue.New[mqtt.Packet](cfg.MaxQueued),
-		quit: make(chan struct{}), done: make(chan struct{})}
+	c := &Conn{cfg: cfg, hub: hub, refuse: refuse}
+	c.out.Init(cfg.MaxQueued, cfg.MaxQueuedBytes)
+	return c
 }
 
 // ClientID returns the client identifier (after CONNECT).
@@ -201,56 +237,114 @@ func (c *Conn) Version() mqtt.Version { return c.version }
 // when the connection ends (math.MaxUint32: never).
 func (c *Conn) SessionExpiry() uint32 { return c.sessionExpiry }
 
-// Done is closed when Serve has returned.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+// Done is closed when the connection has finished: Serve has returned, or
+// Finish has run for a driven Conn (Hub.Closed included, either way).
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.finished {
+			return closedChan
+		}
+		c.done = make(chan struct{}) // only a waiter (a takeover) pays for it
+	}
+	return c.done
+}
+
+// markDone closes Done's channel, if one was made, and makes later calls
+// of Done return a closed one.
+func (c *Conn) markDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finished = true
+	if c.done != nil {
+		close(c.done)
+	}
+}
 
 // Reason returns why the connection ended ("" while it runs).
 func (c *Conn) Reason() string {
-	select {
-	case <-c.quit:
+	if c.killed.Load() {
 		return c.killWhy
-	default:
-		return ""
 	}
+	return ""
 }
 
 // Kill ends the connection: a 5.0 client is sent DISCONNECT with code when
 // code is not Success (after the packets already queued, unless reason is
 // ReasonSlowConsumer), then the socket closes. Only the first call counts.
 // Kill never blocks.
-func (c *Conn) Kill(code mqtt.ReasonCode, reason string) {
-	c.killOnce.Do(func() {
-		c.killCode, c.killWhy = code, reason
-		// Counted before the socket closes, so whoever sees the close sees
-		// the count.
-		c.hub.Count("disconnect_" + reason)
-		close(c.quit)
-		c.out.Close()
-		// Cut short a write stuck on a client that does not read, and
-		// wake the reader (it may be waiting for a CONNECT, with no writer
-		// yet to close the socket).
-		if c.nc != nil {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = c.nc.SetReadDeadline(time.Now())
-		}
-		if c.wake != nil {
-			c.wake()
-		}
-	})
+func (c *Conn) Kill(code mqtt.ReasonCode, reason string) { c.kill(code, reason, "") }
+
+// kill is Kill; also is a counter counted with the disconnect, if this
+// call ends the connection.
+func (c *Conn) kill(code mqtt.ReasonCode, reason, also string) {
+	// A second call waits for the first to finish, as with a sync.Once.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.killing {
+		return
+	}
+	c.killing = true
+	c.killCode, c.killWhy = code, reason
+	// Counted before the socket closes, so whoever sees the close sees
+	// the count.
+	if also != "" {
+		c.hub.Count(also)
+	}
+	c.hub.Count("disconnect_" + reason)
+	c.killed.Store(true)
+	c.out.Close() // wakes the goroutine engine's writer
+	// Cut short a write stuck on a client that does not read, and
+	// wake the reader (it may be waiting for a CONNECT, with no writer
+	// yet to close the socket).
+	if c.nc != nil {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	if c.wake != nil {
+		c.wake()
+	}
 }
 
-// send queues p for the writer; a full queue makes the client a slow
-// consumer.
+// send queues p for the writer. A queue over its bytes budget or its
+// packet cap makes the client a slow consumer; the limit is counted.
 func (c *Conn) send(p mqtt.Packet) {
-	switch err := c.out.Push(p); {
+	switch err := c.out.Push(p, queuedSize(p)); {
 	case err == nil:
 		c.cfg.QueueDepth(1, c.out.Len())
 		if c.wake != nil {
 			c.wake()
 		}
-	case errors.Is(err, queue.ErrFull):
-		c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
+	case errors.Is(err, queue.ErrOverBudget), errors.Is(err, queue.ErrFull):
+		c.kill(mqtt.QuotaExceeded, ReasonSlowConsumer, slowConsumerLimit(err))
 	}
+}
+
+// slowConsumerLimit names the counter of the queue limit err reports.
+func slowConsumerLimit(err error) string {
+	if errors.Is(err, queue.ErrOverBudget) {
+		return ReasonSlowConsumer + "_bytes"
+	}
+	return ReasonSlowConsumer + "_packets"
+}
+
+// queuedSize is what p counts against the outbound bytes budget: its
+// encoded size, estimated without encoding (a PUBLISH's topic, payload and
+// the properties that can be large; a few bytes for any other packet).
+func queuedSize(p mqtt.Packet) int {
+	const header = 5 // fixed header, remaining length, packet id
+	pub, ok := p.(*mqtt.Publish)
+	if !ok {
+		return header
+	}
+	pr := &pub.Properties
+	n := header + 2 + len(pub.Topic) + len(pub.Payload) +
+		len(pr.ContentType) + len(pr.ResponseTopic) + len(pr.CorrelationData) + 4*len(pr.SubscriptionIDs)
+	for _, u := range pr.User {
+		n += 4 + len(u.Key) + len(u.Value)
+	}
+	return n
 }
 
 // Serve runs the connection until it ends and returns the reason. It reads
@@ -258,7 +352,7 @@ func (c *Conn) send(p mqtt.Packet) {
 // packets; it closes nc before returning. ctx ending kills the connection
 // with 0x8B Server shutting down.
 func (c *Conn) Serve(ctx context.Context) string {
-	defer close(c.done)
+	defer c.markDone()
 	stop := context.AfterFunc(ctx, func() { c.Kill(mqtt.ServerShuttingDown, ReasonShutdown) })
 	defer stop()
 	err := c.connect()
@@ -394,13 +488,15 @@ func (c *Conn) writeLoop() {
 		}
 		return true
 	}
+	ready := c.out.Ready()
 	for {
-		select {
-		case <-c.out.Ready():
+		<-ready
+		// Kill sets killWhy, then closes the queue, which leaves a token.
+		if !c.out.Closed() {
 			if !write() {
 				return
 			}
-		case <-c.quit:
+		} else {
 			if c.killWhy == ReasonSlowConsumer {
 				return
 			}

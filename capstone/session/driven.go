@@ -25,8 +25,8 @@ import (
 // each time the Conn has output to write or has been killed; it must not
 // block and must not call back into the Conn.
 func NewDriven(cfg *Config, hub Hub, refuse mqtt.ReasonCode, wake func()) *Conn {
-	c := NewConn(cfg, hub, nil, refuse)
-	c.r, c.wake = nil, wake
+	c := newConn(cfg, hub, refuse) // no reader: the loop reads
+	c.wake = wake
 	return c
 }
 
@@ -166,7 +166,7 @@ func (c *Conn) Output(dst []byte) (out []byte, end bool) {
 // detached and the broker told (with the will unless a DISCONNECT discarded
 // it), and Done is closed. Call it once, after Connect (if it ran) returned.
 func (c *Conn) Finish() {
-	defer close(c.done)
+	defer c.markDone()
 	if c.Reason() == "" {
 		c.Kill(0, ReasonEOF)
 	}

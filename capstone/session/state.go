@@ -17,11 +17,12 @@ type State struct {
 	ID string
 
 	mu       sync.Mutex
-	conn     *Conn                 // attached connection, nil while offline
-	subs     map[string]router.Sub // by filter as subscribed
-	inflight []*flight             // outbound QoS 1/2 not yet acknowledged, in send order
-	pending  []pendingMsg          // outbound QoS 1/2 waiting for the window (or for the client)
-	inQoS2   map[uint16]struct{}   // inbound QoS 2 ids received, PUBREL not yet [MQTT-4.3.3-9]
+	conn     *Conn               // attached connection, nil while offline
+	subs     []router.Sub        // one per filter as subscribed, in no order: a slice, not a map, for the usual few
+	subIdx   map[string]int      // index in subs by filter, kept only past subIndexFrom subscriptions
+	inflight []*flight           // outbound QoS 1/2 not yet acknowledged, in send order
+	pending  []pendingMsg        // outbound QoS 1/2 waiting for the window (or for the client)
+	inQoS2   map[uint16]struct{} // inbound QoS 2 ids received, PUBREL not yet [MQTT-4.3.3-9]; nil until the first
 	nextID   uint16
 	maxQueue int
 	counter  func(string)
@@ -103,7 +104,7 @@ func (s *State) Restore(subs []router.Sub, flights []Flight, inQoS2 []uint16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sub := range subs {
-		s.subs[sub.Filter] = sub
+		s.putSub(sub)
 	}
 	for _, f := range flights {
 		pub := f.Publish
@@ -121,6 +122,9 @@ func (s *State) Restore(subs []router.Sub, flights []Flight, inQoS2 []uint16) {
 			subIDs: pub.Properties.SubscriptionIDs, id: pub.PacketID, dup: true})
 	}
 	for _, id := range inQoS2 {
+		if s.inQoS2 == nil {
+			s.inQoS2 = make(map[uint16]struct{})
+		}
 		s.inQoS2[id] = struct{}{}
 	}
 }
@@ -150,7 +154,7 @@ func NewState(id string, maxQueue int, count func(string)) *State {
 	if count == nil {
 		count = func(string) {}
 	}
-	return &State{ID: id, subs: make(map[string]router.Sub), inQoS2: make(map[uint16]struct{}),
+	return &State{ID: id,
 		maxQueue: maxQueue, counter: count, persist: noPersist{}}
 }
 
@@ -159,9 +163,7 @@ func (s *State) Subscriptions() []router.Sub {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]router.Sub, 0, len(s.subs))
-	for _, sub := range s.subs {
-		out = append(out, sub)
-	}
+	out = append(out, s.subs...)
 	return out
 }
 
@@ -344,17 +346,68 @@ func (s *State) ack(t mqtt.PacketType, id uint16, code mqtt.ReasonCode) bool {
 func (s *State) subscribe(sub router.Sub) (existed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, existed = s.subs[sub.Filter]
-	s.subs[sub.Filter] = sub
-	return existed
+	return s.putSub(sub)
+}
+
+// putSub adds sub, or replaces the subscription with its filter; it
+// reports whether there was one. s.mu is held (or s is not shared yet).
+func (s *State) putSub(sub router.Sub) (existed bool) {
+	if i := s.findSub(sub.Filter); i >= 0 {
+		s.subs[i] = sub
+		return true
+	}
+	s.subs = append(s.subs, sub)
+	switch {
+	case s.subIdx != nil:
+		s.subIdx[sub.Filter] = len(s.subs) - 1
+	case len(s.subs) > subIndexFrom:
+		s.subIdx = make(map[string]int, len(s.subs))
+		for i := range s.subs {
+			s.subIdx[s.subs[i].Filter] = i
+		}
+	}
+	return false
+}
+
+// subIndexFrom is how many subscriptions a session holds before it indexes
+// them by filter: a scan of a few costs less than a map, of thousands more.
+const subIndexFrom = 16
+
+// findSub returns the index in s.subs of filter's subscription, or -1.
+// s.mu is held.
+func (s *State) findSub(filter string) int {
+	if s.subIdx != nil {
+		if i, ok := s.subIdx[filter]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range s.subs {
+		if s.subs[i].Filter == filter {
+			return i
+		}
+	}
+	return -1
 }
 
 func (s *State) unsubscribe(filter string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.subs[filter]
-	delete(s.subs, filter)
-	return ok
+	i := s.findSub(filter)
+	if i < 0 {
+		return false
+	}
+	last := len(s.subs) - 1
+	if s.subIdx != nil {
+		delete(s.subIdx, filter)
+		if i != last {
+			s.subIdx[s.subs[last].Filter] = i
+		}
+	}
+	s.subs[i] = s.subs[last]
+	s.subs[last] = router.Sub{}
+	s.subs = s.subs[:last]
+	return true
 }
 
 // receivedQoS2 records an inbound QoS 2 id; it reports false if the id was
@@ -365,6 +418,9 @@ func (s *State) receivedQoS2(id uint16) (isNew bool, n int) {
 	defer s.mu.Unlock()
 	if _, ok := s.inQoS2[id]; ok {
 		return false, len(s.inQoS2)
+	}
+	if s.inQoS2 == nil {
+		s.inQoS2 = make(map[uint16]struct{})
 	}
 	s.inQoS2[id] = struct{}{}
 	return true, len(s.inQoS2)

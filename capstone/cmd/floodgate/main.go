@@ -65,7 +65,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		pubRate    = fs.Float64("publish-rate", 0, "PUBLISH packets per second per client (0: no limit)")
 		byteRate   = fs.Float64("byte-rate", 0, "payload bytes per second per client (0: no limit)")
 		maxPacket  = fs.Int("max-packet", 0, "largest packet accepted, bytes (0: 1 MiB)")
-		maxQueued  = fs.Int("max-queued", 0, "outbound queue per client, packets (0: 1000)")
+		maxQueued  = fs.Int("max-queued", 0, "outbound queue per client, packets: a backstop behind -max-queued-bytes (0: 16384); also the QoS 1/2 messages kept beyond the in-flight window (0: 1000)")
+		maxQBytes  = fs.Int("max-queued-bytes", 0, "outbound queue budget per client, bytes (encoded packets not yet written; over it the client is dropped as a slow consumer; 0: 1 MiB, -1: none)")
 		storeFile  = fs.String("store", "", "bbolt file that keeps sessions, subscriptions, retained and in-flight messages across restarts (default: memory only)")
 		sinkTopics = fs.String("sink-topics", "", "comma-separated topic filters whose messages go to the sink (default none: no sink)")
 		sinkFile   = fs.String("sink-file", "floodgate-sink.log", "the sink's append-only log file")
@@ -118,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	metrics := ops.NewMetrics()
 	cfg := broker.Config{
-		Session:   session.Config{MaxPacketSize: *maxPacket, MaxQueued: *maxQueued},
+		Session:   session.Config{MaxPacketSize: *maxPacket, MaxQueued: *maxQueued, MaxQueuedBytes: *maxQBytes},
 		Admission: adm,
 		Listeners: listeners.Config{TCP: *tcp, WS: *ws, TLS: *tlsAddr, Logger: log,
 			TLSOptions: auth.TLSOptions{CertFile: *tlsCert, KeyFile: *tlsKey, ClientCAFile: *tlsCA}},
