@@ -179,6 +179,19 @@ type driver struct {
 
 func (d *driver) say(f string, a ...any) { fmt.Fprintf(d.stdout, "c1m: "+f+"\n", a...) }
 
+// syncWriter serialises writes: the driver's lines and the load
+// generator's progress goroutine share one output.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer // guarded by mu
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // kill SIGKILLs the broker by its PID (the watchdog's way out).
 func (d *driver) kill() {
 	if b := d.brk.Load(); b != nil {
@@ -203,6 +216,9 @@ func (d *driver) restore() {
 // run does the whole c1m and returns its report (nil if it refused).
 func (d *driver) run(ctx context.Context) (*Report, error) {
 	o, p := d.p.opt, d.p
+	if _, ok := d.stdout.(*syncWriter); !ok {
+		d.stdout = &syncWriter{w: d.stdout}
+	}
 	fit, err := limits.CheckFit(o.root, p.need)
 	if err != nil {
 		return nil, err
