@@ -34,19 +34,51 @@ func repoRoot(ctx context.Context) (string, error) {
 }
 
 // buildBroker builds capstone/cmd/floodgate with the solution tag into dir
-// and returns the binary's path.
-func buildBroker(ctx context.Context, dir string) (string, error) {
+// and returns the binary's path and what it was built from. With rev, the
+// source is that git revision (git archive into dir/src), not the working
+// tree, which other people may be editing.
+func buildBroker(ctx context.Context, dir, rev string) (exe, source string, err error) {
 	root, err := repoRoot(ctx)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	exe := filepath.Join(dir, "floodgate")
+	if rev == "" {
+		head, _ := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+		source = "working tree at " + strings.TrimSpace(string(head))
+	} else {
+		full, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", rev+"^{commit}").Output()
+		if err != nil {
+			return "", "", fmt.Errorf("-broker-rev %s: not a commit of %s", rev, root)
+		}
+		src := filepath.Join(dir, "src")
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return "", "", err
+		}
+		defer os.RemoveAll(src) // only the binary is kept
+		// git archive REV | tar -x -C src, without a shell.
+		archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
+		untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+		pipe, err := archive.StdoutPipe()
+		if err != nil {
+			return "", "", err
+		}
+		untar.Stdin = pipe
+		if err := archive.Start(); err != nil {
+			return "", "", fmt.Errorf("git archive %s: %w", rev, err)
+		}
+		terr := untar.Run()
+		if aerr := archive.Wait(); aerr != nil || terr != nil {
+			return "", "", fmt.Errorf("git archive %s | tar -x: %w", rev, errors.Join(aerr, terr))
+		}
+		root, source = src, "commit "+strings.TrimSpace(string(full))
+	}
+	exe = filepath.Join(dir, "floodgate")
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "floodgate.solution", "-o", exe, "./capstone/cmd/floodgate")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./capstone/cmd/floodgate: %w\n%s", err, b)
+		return "", "", fmt.Errorf("go build ./capstone/cmd/floodgate (%s): %w\n%s", source, err, b)
 	}
-	return exe, nil
+	return exe, source, nil
 }
 
 // brokerArgv is the broker's command line: MQTT over TCP on addr only,

@@ -80,6 +80,7 @@ func main() {
 	flag.BoolVar(&o.apply, "apply", true, "as root, raise the sysctls that are short for the run (restored at the end)")
 	flag.StringVar(&o.engine, "engine", "epoll", "the broker's connection engine")
 	flag.StringVar(&o.brokerBin, "broker-bin", "", "the floodgate binary (default: build capstone/cmd/floodgate with -tags floodgate.solution)")
+	flag.StringVar(&o.brokerRev, "broker-rev", "", "build the broker from this git revision (git archive) instead of the working tree")
 	flag.StringVar(&o.brokerFlags, "broker-flags", "", "more flags for the broker")
 	flag.StringVar(&o.out, "out", "", "results directory (default: $TMPDIR/floodgate-c1m-TIME)")
 	flag.Parse()
@@ -169,6 +170,7 @@ type driver struct {
 	// startBroker starts the broker (tests replace it); nil: build or take
 	// -broker-bin, then startBroker.
 	startBroker func(ctx context.Context, d *driver) (*broker, []string, error)
+	source      string // what the broker was built from
 
 	brk         atomic.Pointer[broker] // the running broker, for the watchdog
 	restoreOnce sync.Once
@@ -261,7 +263,7 @@ func (d *driver) run(ctx context.Context) (*Report, error) {
 	}
 	d.say("starting the broker")
 	b, argv, err := start(ctx, d)
-	rep.BrokerArgv = argv
+	rep.BrokerArgv, rep.BrokerSource = argv, d.source
 	if err != nil {
 		return rep, err
 	}
@@ -322,10 +324,11 @@ func (d *driver) run(ctx context.Context) (*Report, error) {
 func defaultStart(ctx context.Context, d *driver) (*broker, []string, error) {
 	o := d.p.opt
 	exe := o.brokerBin
+	d.source = "binary " + exe
 	if exe == "" {
 		d.say("building capstone/cmd/floodgate (-tags floodgate.solution)")
 		var err error
-		if exe, err = buildBroker(ctx, d.out); err != nil {
+		if exe, d.source, err = buildBroker(ctx, d.out, o.brokerRev); err != nil {
 			return nil, nil, err
 		}
 	}

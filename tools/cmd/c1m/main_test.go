@@ -74,6 +74,7 @@ func TestMakePlan_RefusesBadFlags(t *testing.T) {
 		"engine":         func(o *options) { o.engine = "kqueue" },
 		"rlimit":         func(o *options) { o.rlimit = 1024 },
 		"loops":          func(o *options) { o.loops = 300 },
+		"bin and rev":    func(o *options) { o.brokerBin, o.brokerRev = "/bin/true", "HEAD" },
 		"sources":        func(o *options) { o.sources = "10.0.0.0/8" },
 		"source count":   func(o *options) { o.sources = "127.0.1.0/30" },
 	} {
@@ -231,7 +232,7 @@ func TestSharded(t *testing.T) {
 
 func TestReport_WritesJSONSummaryAndChart(t *testing.T) {
 	r := &Report{Date: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Command: "make c1m", Conns: 1000, Pairs: 10,
-		Rate: 20000, HoldS: 60, Loops: 2, SourceCount: 4, KeepAlive: 300, BrokerArgv: []string{"/tmp/x/floodgate", "-engine", "epoll"},
+		Rate: 20000, HoldS: 60, Loops: 2, SourceCount: 4, KeepAlive: 300, BrokerArgv: []string{"/tmp/x/floodgate", "-engine", "epoll"}, BrokerSource: "commit abc1234",
 		BrokerMetrics: map[string]float64{"connections_current": 1000, "subscriptions": 1000}, ConntrackPeak: 0,
 		Load: &load.Result{Ready: 1000, Sent: 100, Received: 100, BrokerRSSBefore: 10 << 20,
 			Latency: &load.Percentiles{P50US: 200, P99US: 900, P999US: 2500, MaxUS: 4000},
@@ -260,7 +261,7 @@ func TestReport_WritesJSONSummaryAndChart(t *testing.T) {
 		"| kernel slab over the ramp (Slab; SUnreclaim) | 10,486; 6,291 B per connection (100 MiB → 110 MiB machine-wide) |",
 		"| latency p50 / p99 / p99.9 / max | 200 µs / 900 µs / 2.50 ms / 4.00 ms |",
 		"| sweep (one message to every idle subscriber) | 990 of 990 received |",
-		"| broker | `floodgate -engine epoll` |",
+		"| broker | `floodgate -engine epoll` (commit abc1234) |",
 		"| nf_conntrack_count peak | 0 (loopback is not tracked) |",
 	} {
 		assert.Contains(t, string(md), want)

@@ -34,6 +34,7 @@ type options struct {
 	apply       bool
 	engine      string
 	brokerBin   string
+	brokerRev   string
 	brokerFlags string
 	out         string
 	root        string // where /proc is: "/" (tests: a fixture)
@@ -86,6 +87,9 @@ func makePlan(o options) (plan, error) {
 	}
 	if o.engine != "epoll" && o.engine != "goroutine" {
 		bad("-engine %q: epoll or goroutine", o.engine)
+	}
+	if o.brokerBin != "" && o.brokerRev != "" {
+		bad("-broker-bin and -broker-rev: give one")
 	}
 	if o.rlimit <= fdSpare+1000 {
 		bad("RLIMIT_NOFILE %d is too small for private fd tables", o.rlimit)

@@ -39,7 +39,9 @@ type Report struct {
 	Restored []limits.Change `json:"restored,omitempty"`
 
 	BrokerArgv []string `json:"broker_argv"`
-	BrokerPID  int      `json:"broker_pid"`
+	// BrokerSource is what the broker binary was built from.
+	BrokerSource string `json:"broker_source,omitempty"`
+	BrokerPID    int    `json:"broker_pid"`
 	// EngineLine is the broker's log line that describes its epoll
 	// engine's plan; Sharded says whether it reports private fd tables.
 	EngineLine string `json:"engine_line,omitempty"`
@@ -190,7 +192,7 @@ func (r *Report) Markdown() string {
 	row := func(k, f string, a ...any) { fmt.Fprintf(&b, "| %s | %s |\n", k, fmt.Sprintf(f, a...)) }
 	row("clients (idle subscribers + publishers, all subscribed)", "%s (%s + %s)", group(int64(r.Conns)), group(int64(r.Conns-r.Pairs)), group(int64(r.Pairs)))
 	row("load generator", "%d event loops with private fd tables, %d source addresses, keepalive %d s", r.Loops, r.SourceCount, r.KeepAlive)
-	row("broker", "`%s`", strings.Join(shortArgv(r.BrokerArgv), " "))
+	row("broker", "`%s` (%s)", strings.Join(shortArgv(r.BrokerArgv), " "), r.BrokerSource)
 	if r.EngineLine != "" {
 		row("broker engine (its log)", "%s", strings.ReplaceAll(r.EngineLine, "|", "/"))
 	}
