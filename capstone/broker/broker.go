@@ -105,6 +105,9 @@ type Broker struct {
 	metrics *ops.Metrics  // nil: none
 	store   store.Store   // nil: none
 	w       *store.Writer // the store's one writer; nil without a store
+	// retainMu makes the router and the store see retained messages in
+	// the same order (held only with a store, around no I/O).
+	retainMu sync.Mutex
 
 	counts  sync.Map // counter name -> *atomic.Uint64; a leaf lock
 	started time.Time
@@ -125,8 +128,8 @@ type entry struct {
 	// For the store: what the session record holds.
 	version        mqtt.Version
 	expiryInterval uint32
-	disconnectedAt time.Time // zero while connected
-	kept           bool      // the session may be in the store (see newEntry)
+	disconnectedAt time.Time  // zero while connected
+	persist        *persister // its store link (nil without a store; see newEntry)
 }
 
 // New returns a Broker for cfg.
@@ -377,10 +380,13 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 // acknowledgements still wait for the changes it causes elsewhere).
 func (b *Broker) newEntry(id string, persist bool) *entry {
 	st := session.NewState(id, b.cfg.Session.MaxQueued, b.Count)
+	e := &entry{st: st}
 	if b.store != nil {
-		st.SetPersister(persister{b, persist})
+		e.persist = &persister{b: b}
+		e.persist.keep.Store(persist)
+		st.SetPersister(e.persist)
 	}
-	return &entry{st: st, kept: persist}
+	return e
 }
 
 func stopTimer(t **time.Timer) {
@@ -397,8 +403,13 @@ func (b *Broker) dropLocked(id string, e *entry) {
 		_, _ = b.router.Unsubscribe(id, s.Filter)
 	}
 	delete(b.sessions, id)
-	if e.kept {
-		b.deleteStored(id)
+	if p := e.persist; p != nil && p.keep.Load() {
+		// Under the session's lock: no in-flight change of it can be
+		// queued after the delete (and outlive it in the store).
+		e.st.Ended(func() {
+			p.keep.Store(false)
+			b.deleteStored(id)
+		})
 	}
 	stopTimer(&e.expiry)
 	stopTimer(&e.willTimer)

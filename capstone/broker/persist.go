@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"floodgate/capstone/router"
@@ -46,10 +47,14 @@ func (b *Broker) submit(op string, c store.Change) {
 // Retain implements session.Hub: the router's retained message, and the
 // store's.
 func (b *Broker) Retain(m *router.Message) {
-	b.router.Retain(m)
-	if b.store != nil {
-		b.submit("retain", store.Change{Op: store.OpSetRetained, Message: toStore(m)})
+	if b.store == nil {
+		b.router.Retain(m)
+		return
 	}
+	b.retainMu.Lock() // one order per topic in the router and the store
+	defer b.retainMu.Unlock()
+	b.router.Retain(m)
+	b.submit("retain", store.Change{Op: store.OpSetRetained, Message: toStore(m)})
 }
 
 // Changed implements session.Hub: a SUBSCRIBE or UNSUBSCRIBE changed st.
@@ -221,55 +226,57 @@ func fromStore(m store.Message, from string) *router.Message {
 	return out
 }
 
-// persister queues a session's in-flight changes for the store's writer
-// (unless keep is false: a session that ends with its connection), and
-// tells it when the changes it waits for are durable.
+// persister queues a session's in-flight changes for the store's writer,
+// and tells it when the changes it waits for are durable.
 type persister struct {
-	b    *Broker
-	keep bool
+	b *Broker
+	// keep is false for a session that ends with its connection, and once
+	// the session is dropped: its changes are then not written. It is
+	// read and (after New) written with the session's lock held.
+	keep atomic.Bool
 }
 
-func (p persister) Seq() uint64 { return p.b.w.Last() }
+func (p *persister) Seq() uint64 { return p.b.w.Last() }
 
-func (p persister) Wait(from, to uint64, done func(bool)) (bool, bool) {
+func (p *persister) Wait(from, to uint64, done func(bool)) (bool, bool) {
 	return p.b.w.Wait(from, to, done)
 }
 
-func (p persister) Busy() bool { return p.b.w.Busy() }
+func (p *persister) Busy() bool { return p.b.w.Busy() }
 
-func (p persister) put(f store.InFlight) {
-	if !p.keep {
+func (p *persister) put(f store.InFlight) {
+	if !p.keep.Load() {
 		return
 	}
 	f.SentAt = time.Now()
 	p.b.submit("put in-flight", store.Change{Op: store.OpPutInFlight, InFlight: f})
 }
 
-func (p persister) del(client string, dir store.Direction, id uint16) {
-	if !p.keep {
+func (p *persister) del(client string, dir store.Direction, id uint16) {
+	if !p.keep.Load() {
 		return
 	}
 	p.b.submit("delete in-flight", store.Change{Op: store.OpDeleteInFlight,
 		InFlight: store.InFlight{ClientID: client, Direction: dir, PacketID: id}})
 }
 
-func (p persister) OutboundSent(client string, pub *mqtt.Publish, expires time.Time) {
+func (p *persister) OutboundSent(client string, pub *mqtt.Publish, expires time.Time) {
 	m := &router.Message{Topic: string(pub.Topic), Payload: pub.Payload, QoS: pub.QoS, Retain: pub.Retain,
 		Props: pub.Properties, Expires: expires}
 	p.put(store.InFlight{ClientID: client, Direction: store.Outbound, PacketID: pub.PacketID,
 		State: store.AwaitingAck, Message: toStore(m)})
 }
 
-func (p persister) OutboundReleased(client string, id uint16) {
+func (p *persister) OutboundReleased(client string, id uint16) {
 	p.put(store.InFlight{ClientID: client, Direction: store.Outbound, PacketID: id, State: store.AwaitingComp,
 		Message: store.Message{Topic: "-"}})
 }
 
-func (p persister) OutboundDone(client string, id uint16) { p.del(client, store.Outbound, id) }
+func (p *persister) OutboundDone(client string, id uint16) { p.del(client, store.Outbound, id) }
 
-func (p persister) InboundReceived(client string, id uint16, topic string) {
+func (p *persister) InboundReceived(client string, id uint16, topic string) {
 	p.put(store.InFlight{ClientID: client, Direction: store.Inbound, PacketID: id, State: store.AwaitingRel,
 		Message: store.Message{Topic: topic}})
 }
 
-func (p persister) InboundReleased(client string, id uint16) { p.del(client, store.Inbound, id) }
+func (p *persister) InboundReleased(client string, id uint16) { p.del(client, store.Inbound, id) }

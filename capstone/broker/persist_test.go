@@ -335,3 +335,39 @@ func TestPersist_ShutdownCommitsQueued(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, sess.Subscriptions, 1)
 }
+
+// A clean start drops the stored session with its in-flight messages, and
+// the session's later changes are not written: nothing of it is left in
+// the store.
+func TestPersist_CleanStartDeletesStored(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	b, err := New(Config{Store: st, Engine: testEngine})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	sub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
+	sub.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "t", QoS: 1}}})
+	require.IsType(t, &mqtt.SubAck{}, sub.next(t))
+	sub.send(t, &mqtt.Disconnect{})
+	assert.Nil(t, sub.closed(t))
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
+	pub.send(t, &mqtt.Publish{QoS: 1, PacketID: 1, Topic: []byte("t"), Payload: []byte("queued")})
+	require.IsType(t, &mqtt.PubAck{}, pub.next(t))
+	fs, err := st.InFlight("sub")
+	require.NoError(t, err)
+	require.Len(t, fs, 1, "acknowledged, so stored")
+
+	sub, ack := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", CleanStart: true})
+	assert.False(t, ack.SessionPresent)
+	sub.send(t, &mqtt.Subscribe{PacketID: 2, Subscriptions: []mqtt.Subscription{{Filter: "t", QoS: 1}}})
+	require.IsType(t, &mqtt.SubAck{}, sub.next(t))
+	pub.send(t, &mqtt.Publish{QoS: 1, PacketID: 2, Topic: []byte("t"), Payload: []byte("live")})
+	require.IsType(t, &mqtt.PubAck{}, pub.next(t))
+	stop()
+	fs, err = st.InFlight("sub")
+	require.NoError(t, err)
+	assert.Empty(t, fs, "the dropped session's messages are gone, the clean one's never written")
+	sessions, err := st.Sessions()
+	require.NoError(t, err)
+	assert.Empty(t, sessions)
+}

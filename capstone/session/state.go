@@ -89,6 +89,17 @@ func (s *State) SetPersister(p Persister) {
 	s.persist = p
 }
 
+// Ended runs last with the State's lock held, so no in-flight change of
+// the session reaches its Persister while last runs: the broker turns its
+// persister off and queues the stored session's delete there, and nothing
+// of the session is queued after the delete. last must not call back
+// into the State.
+func (s *State) Ended(last func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last()
+}
+
 // Flight is an outbound QoS 1/2 message a store kept: sent and not yet
 // acknowledged, or queued.
 type Flight struct {
