@@ -83,7 +83,15 @@ func main() {
 	flag.StringVar(&o.brokerRev, "broker-rev", "", "build the broker from this git revision (git archive) instead of the working tree")
 	flag.StringVar(&o.brokerFlags, "broker-flags", "", "more flags for the broker")
 	flag.StringVar(&o.out, "out", "", "results directory (default: $TMPDIR/floodgate-c1m-TIME)")
+	redraw := flag.String("redraw", "", "only write summary.md and chart.png again from DIR/result.json, and exit")
 	flag.Parse()
+	if *redraw != "" {
+		if err := redrawReport(*redraw); err != nil {
+			fmt.Fprintln(os.Stderr, "c1m:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)

@@ -270,4 +270,11 @@ func TestReport_WritesJSONSummaryAndChart(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "\x89PNG", string(png[:4]))
 	assert.FileExists(t, filepath.Join(dir, "result.json"))
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "summary.md")))
+	require.NoError(t, redrawReport(dir))
+	again, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	require.NoError(t, err)
+	assert.Equal(t, string(md), string(again), "the summary is a function of result.json")
+	assert.Error(t, redrawReport(t.TempDir()))
 }

@@ -257,6 +257,19 @@ func shortArgv(argv []string) []string {
 	return out
 }
 
+// redrawReport writes summary.md and chart.png again from dir/result.json.
+func redrawReport(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		return err
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, "result.json"), err)
+	}
+	return r.Write(dir)
+}
+
 // Write writes result.json, summary.md and chart.png into dir.
 func (r *Report) Write(dir string) error {
 	j, err := json.MarshalIndent(r, "", "  ")
@@ -302,6 +315,9 @@ func (r *Report) Chart(path string) error {
 	if err := addLine(top, ready, "", 0); err != nil {
 		return err
 	}
+	if err := r.markPhases(top); err != nil {
+		return err
+	}
 	if err := addLine(bottom, rss, "broker RSS", 0); err != nil {
 		return err
 	}
@@ -333,6 +349,43 @@ func (r *Report) Chart(path string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
+	return nil
+}
+
+// phaseLabels names the marks drawn on the chart: where each phase ends.
+var phaseLabels = map[string]string{"ramped": "ramped", "published": "load ends", "swept": "swept"}
+
+// markPhases draws a dotted vertical line, labelled, at the end of the
+// ramp, of the background load and of the sweep.
+func (r *Report) markPhases(p *plot.Plot) error {
+	if r.Load == nil || r.Conns == 0 {
+		return nil
+	}
+	y := float64(r.Conns)
+	var xys plotter.XYs
+	var labels []string
+	for _, m := range r.Load.Marks {
+		name, ok := phaseLabels[m.Name]
+		if !ok {
+			continue
+		}
+		l, err := plotter.NewLine(plotter.XYs{{X: m.T, Y: 0}, {X: m.T, Y: y}})
+		if err != nil {
+			return fmt.Errorf("chart: %w", err)
+		}
+		l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+		p.Add(l)
+		xys = append(xys, plotter.XY{X: m.T, Y: y * 0.04})
+		labels = append(labels, " "+name)
+	}
+	if len(xys) == 0 {
+		return nil
+	}
+	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
+	if err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	p.Add(lb)
 	return nil
 }
 
