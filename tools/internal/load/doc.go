@@ -1,6 +1,7 @@
-// Package load is the engine of the load generator (tools/cmd/loadgen) and
-// of `make bench`: it opens many MQTT connections to a broker on this
-// machine and runs one scenario over them (see [Scenario]).
+// Package load is the engine of the load generator (tools/cmd/loadgen), of
+// `make bench` and of `make c1m` (tools/cmd/c1m, scenario [HoldLoad]): it
+// opens many MQTT connections to a broker on this machine and runs one
+// scenario over them (see [Scenario]).
 //
 // Contracts:
 //

@@ -26,9 +26,12 @@ import (
 // connection runs on its loop's goroutine; the scenario driver talks to a
 // loop only through post, which wakes the loop with an eventfd.
 //
-// The c1m step of issue 8 can give each loop a private fd table
-// (runtime.LockOSThread + unshare(CLONE_FILES)) without changing this shape:
-// nothing outside a loop ever touches a connection's fd.
+// With Config.PrivateFDs each loop has a private fd table
+// (runtime.LockOSThread + unshare(CLONE_FILES)), which is how make c1m holds
+// a million sockets under RLIMIT_NOFILE 20,000: nothing outside a loop ever
+// touches a connection's fd. A ready connection waits in its loop's pingQ
+// for its next PINGREQ, so keepalives go out spread as the ramp spread the
+// connections.
 
 type connState uint8
 
