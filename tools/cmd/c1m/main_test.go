@@ -257,7 +257,7 @@ func TestReport_WritesJSONSummaryAndChart(t *testing.T) {
 	for _, want := range []string{
 		"**Result: all 1,000 clients connected and subscribed at the end of the hold.**",
 		"| ramp (connect + subscribe) | 2.0 s (500/s) |",
-		"| broker RSS per connection | 4,194 B |",
+		"| broker RSS per connection: end of hold; just ramped (idle) | 4,194 B; 4,194 B |",
 		"| kernel slab over the ramp (Slab; SUnreclaim) | 10,486; 6,291 B per connection (100 MiB → 110 MiB machine-wide) |",
 		"| latency p50 / p99 / p99.9 / max | 200 µs / 900 µs / 2.50 ms / 4.00 ms |",
 		"| sweep (one message to every idle subscriber) | 990 of 990 received |",

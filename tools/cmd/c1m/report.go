@@ -58,6 +58,9 @@ type Report struct {
 	BrokerRSSRamped    int64   `json:"broker_rss_ramped"`
 	BrokerRSSEnd       int64   `json:"broker_rss_end"`
 	BrokerBytesPerConn float64 `json:"broker_bytes_per_conn"`
+	// BrokerBytesPerConnRamped = (ramped − before) / ready: idle clients
+	// only, before the background load and the sweep.
+	BrokerBytesPerConnRamped float64 `json:"broker_bytes_per_conn_ramped"`
 	// Kernel slab (/proc/meminfo, machine-wide) before and after the ramp;
 	// per connection = delta / connections ready, for Slab and for
 	// SUnreclaim (the socket objects are unreclaimable slab).
@@ -118,6 +121,9 @@ func (r *Report) figures() {
 		}
 		r.SlabBefore, r.SlabRamped, r.BrokerRSSRamped = start.Slab, ramped.Slab, ramped.BrokerRSS
 		if n := ramped.Ready; n > 0 {
+			if ramped.BrokerRSS > 0 {
+				r.BrokerBytesPerConnRamped = float64(ramped.BrokerRSS-r.BrokerRSSBefore) / float64(n)
+			}
 			r.SlabPerConn = float64(ramped.Slab-start.Slab) / float64(n)
 			r.SUnreclaimPerConn = float64(ramped.SUnreclaim-start.SUnreclaim) / float64(n)
 		}
@@ -198,7 +204,7 @@ func (r *Report) Markdown() string {
 	}
 	row("ramp (connect + subscribe)", "%.1f s (%s/s)", r.RampSeconds, group(int64(r.ConnectRate)))
 	row("broker RSS before / ramped / end of hold", "%s / %s / %s", mib(r.BrokerRSSBefore), mib(r.BrokerRSSRamped), mib(r.BrokerRSSEnd))
-	row("broker RSS per connection", "%s B", group(int64(r.BrokerBytesPerConn+0.5)))
+	row("broker RSS per connection: end of hold; just ramped (idle)", "%s B; %s B", group(int64(r.BrokerBytesPerConn+0.5)), group(int64(r.BrokerBytesPerConnRamped+0.5)))
 	row("kernel slab over the ramp (Slab; SUnreclaim)", "%s; %s B per connection (%s → %s machine-wide)",
 		group(int64(r.SlabPerConn+0.5)), group(int64(r.SUnreclaimPerConn+0.5)), mib(r.SlabBefore), mib(r.SlabRamped))
 	if l := r.Latency; l != nil {
@@ -257,7 +263,8 @@ func shortArgv(argv []string) []string {
 	return out
 }
 
-// redrawReport writes summary.md and chart.png again from dir/result.json.
+// redrawReport writes result.json, summary.md and chart.png again from
+// dir/result.json, the figures computed anew from its load result.
 func redrawReport(dir string) error {
 	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
 	if err != nil {
@@ -267,6 +274,7 @@ func redrawReport(dir string) error {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(dir, "result.json"), err)
 	}
+	r.figures() // from the load result, as the run did
 	return r.Write(dir)
 }
 
