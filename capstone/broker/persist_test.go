@@ -5,6 +5,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"sync"
@@ -370,4 +371,45 @@ func TestPersist_CleanStartDeletesStored(t *testing.T) {
 	sessions, err := st.Sessions()
 	require.NoError(t, err)
 	assert.Empty(t, sessions)
+}
+
+// Group commit through the broker: while one transaction is held at the
+// gate, 20 publishers each publish a retained QoS 1 message (each answered
+// PINGRESP at once, so the connections are served while the store is
+// stuck, on either engine); when the gate opens, one more transaction
+// commits all 20 and every publisher gets its PUBACK.
+func TestPersist_GroupCommitCoalesces(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open()
+	first, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "first", CleanStart: true})
+	pubs := make([]*raw, 20)
+	for i := range pubs {
+		pubs[i], _ = connectRaw(t, addr, &mqtt.Connect{ClientID: fmt.Sprintf("p%d", i), CleanStart: true})
+	}
+	st.shut()
+	st.mu.Lock()
+	before := st.applies
+	st.mu.Unlock()
+	first.send(t, &mqtt.Publish{QoS: 1, PacketID: 1, Retain: true, Topic: []byte("r/first"), Payload: []byte("x")})
+	<-st.entered // held at the gate
+	for i, c := range pubs {
+		got := pingThen(t, c, &mqtt.Publish{QoS: 1, PacketID: 1, Retain: true,
+			Topic: fmt.Appendf(nil, "r/%d", i), Payload: []byte("x")})
+		require.IsType(t, &mqtt.PingResp{}, got, "publisher %d", i)
+	}
+	st.open()
+	require.IsType(t, &mqtt.PubAck{}, first.next(t))
+	for _, c := range pubs {
+		require.IsType(t, &mqtt.PubAck{}, c.next(t))
+	}
+	st.mu.Lock()
+	assert.Equal(t, 2, st.applies-before, "transactions: the held one, then one for the 20 that queued behind it")
+	st.mu.Unlock()
+	retained, err := st.Retained()
+	require.NoError(t, err)
+	assert.Len(t, retained, 21)
 }
