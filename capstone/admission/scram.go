@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,16 +56,22 @@ var ErrBadSCRAMUsers = errors.New("admission: bad SCRAM users file")
 // read-only after ParseSCRAMUsers, so safe for concurrent use.
 type SCRAMUsers struct {
 	users map[string]scram.StoredCredentials
-	// decoy derives the stand-in verifier of a user not in the file, so
-	// that an unknown user's exchange looks like a known one's and fails
-	// only at the proof (RFC 5802 section 9: no user enumeration).
+	// decoy keys the stand-in verifier of a user not in the file, so that
+	// an unknown user's exchange looks like a known one's and fails only
+	// at the proof (RFC 5802 section 9: no user enumeration). It is
+	// derived from the file's secret keys, not drawn at random: a random
+	// key would give an unknown user a new salt at every restart while a
+	// known user keeps hers, and that difference would name the users.
 	decoy []byte
+	// decoyIters and decoySalt are the iteration count and salt length
+	// most of the file's users have (4096 and 16 for an empty file): a
+	// decoy with other factors than the users' would stand out.
+	decoyIters, decoySalt int
 }
 
 // ParseSCRAMUsers reads a users file. An error names the line.
 func ParseSCRAMUsers(r io.Reader) (*SCRAMUsers, error) {
-	u := &SCRAMUsers{users: make(map[string]scram.StoredCredentials), decoy: make([]byte, 32)}
-	_, _ = rand.Read(u.decoy)
+	u := &SCRAMUsers{users: make(map[string]scram.StoredCredentials)}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -82,7 +90,38 @@ func ParseSCRAMUsers(r io.Reader) (*SCRAMUsers, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("parse SCRAM users: %w", err)
 	}
+	u.setDecoy()
 	return u, nil
+}
+
+// setDecoy derives the decoy key from every user's name and keys, in name
+// order (the same file gives the same decoys across restarts; a changed
+// file changes them all, at a time an outsider cannot tell), and picks the
+// decoy's factors: those most users have.
+func (u *SCRAMUsers) setDecoy() {
+	names := make([]string, 0, len(u.users))
+	type factors struct{ iters, salt int }
+	seen := make(map[factors]int)
+	best := factors{MinSCRAMIterations, 16}
+	for name, c := range u.users {
+		names = append(names, name)
+		f := factors{c.Iters, len(c.Salt)}
+		seen[f]++
+		if n := seen[f]; n > seen[best] || n == seen[best] && (f.iters > best.iters || f.iters == best.iters && f.salt > best.salt) {
+			best = f
+		}
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	h.Write([]byte("floodgate SCRAM decoy\x00"))
+	for _, name := range names {
+		c := u.users[name]
+		for _, part := range [][]byte{[]byte(name), []byte(c.Salt), c.StoredKey, c.ServerKey} {
+			h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(part))))
+			h.Write(part)
+		}
+	}
+	u.decoy, u.decoyIters, u.decoySalt = h.Sum(nil), best.iters, best.salt
 }
 
 func parseSCRAMLine(line string) (string, scram.StoredCredentials, error) {
@@ -148,8 +187,9 @@ func HashSCRAM(user, password string, iterations int) (string, error) {
 }
 
 // lookup returns user's verifier, or for a user not in the file a decoy
-// derived from the secret: a salt that stays the same for that name, and
-// keys no password matches.
+// keyed by the file's secrets (setDecoy): the users' factors, a salt that
+// stays the same for that name across restarts, and keys no password
+// matches.
 func (u *SCRAMUsers) lookup(user string) (scram.StoredCredentials, error) {
 	if c, ok := u.users[user]; ok {
 		return c, nil
@@ -159,7 +199,11 @@ func (u *SCRAMUsers) lookup(user string) (scram.StoredCredentials, error) {
 		h.Write([]byte(label + "\x00" + user))
 		return h.Sum(nil)
 	}
-	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(mac("salt")[:16]), Iters: MinSCRAMIterations},
+	salt := mac("salt")
+	for len(salt) < u.decoySalt {
+		salt = append(salt, mac("salt"+strconv.Itoa(len(salt)))...)
+	}
+	return scram.StoredCredentials{KeyFactors: scram.KeyFactors{Salt: string(salt[:u.decoySalt]), Iters: u.decoyIters},
 		StoredKey: mac("stored"), ServerKey: mac("server")}, nil
 }
 

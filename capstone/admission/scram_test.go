@@ -81,6 +81,65 @@ func TestSCRAM_UnknownUserLooksKnown(t *testing.T) {
 	assert.Contains(t, first(), ",i=4096")
 }
 
+// saltAndIters returns the salt and iteration count a's server-first
+// message gives user ("s=...,i=...", the nonce dropped).
+func saltAndIters(t *testing.T, a *Admitter, user string) string {
+	t.Helper()
+	e, code := a.StartAuth(MethodSCRAMSHA256)
+	require.Equal(t, mqtt.Success, code)
+	s1, _, err := e.Step([]byte("n,,n=" + user + ",r=abc"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(s1), ",s=")
+	require.True(t, ok, string(s1))
+	return rest
+}
+
+// An unknown user's salt survives a restart (the same users file parsed
+// again), as a known user's does: a salt that changed only for unknown
+// users would tell them apart. Editing the file changes the decoys.
+func TestSCRAM_DecoyStableAcrossRestarts(t *testing.T) {
+	alice, err := HashSCRAM("alice", "pw", 0)
+	require.NoError(t, err)
+	bob, err := HashSCRAM("bob", "pw", 0)
+	require.NoError(t, err)
+	before, after := scramAdmitter(t, alice, bob), scramAdmitter(t, bob, alice)
+	assert.Equal(t, saltAndIters(t, before, "alice"), saltAndIters(t, after, "alice"))
+	assert.Equal(t, saltAndIters(t, before, "mallory"), saltAndIters(t, after, "mallory"),
+		"the same file, in any order, gives an unknown user the same salt")
+	assert.NotEqual(t, saltAndIters(t, before, "mallory"), saltAndIters(t, before, "trudy"))
+	edited := scramAdmitter(t, alice)
+	assert.NotEqual(t, saltAndIters(t, before, "mallory"), saltAndIters(t, edited, "mallory"))
+}
+
+// An unknown user gets the iteration count and salt length most users
+// have, not fixed ones that would stand out in a file hashed with more
+// iterations (or copied from PostgreSQL with another salt length).
+func TestSCRAM_DecoyFactorsLikeUsers(t *testing.T) {
+	var lines []string
+	for _, u := range []string{"alice", "bob", "carol"} {
+		l, err := HashSCRAM(u, "pw", 10000)
+		require.NoError(t, err)
+		lines = append(lines, l)
+	}
+	odd, err := HashSCRAM("dave", "pw", 0) // 4096: the odd one out
+	require.NoError(t, err)
+	a := scramAdmitter(t, append(lines, odd)...)
+	known := saltAndIters(t, a, "alice")
+	assert.True(t, strings.HasSuffix(known, ",i=10000"), known)
+	unknown := saltAndIters(t, a, "mallory")
+	assert.True(t, strings.HasSuffix(unknown, ",i=10000"), unknown)
+	assert.Equal(t, len(known), len(unknown), "a salt as long as the users'")
+
+	// A 20-byte salt (keys need not match it to parse).
+	_, verifier, _ := strings.Cut(odd, ":")
+	i := strings.Index(verifier, ":")
+	j := strings.Index(verifier, "$"+strings.SplitN(verifier[i+1:], "$", 2)[1])
+	salt20 := "AAECAwQFBgcICQoLDA0ODxAREhM=" // base64 of 20 bytes
+	line := "erin:" + verifier[:i+1] + salt20 + verifier[j:]
+	a = scramAdmitter(t, line)
+	assert.Equal(t, len(saltAndIters(t, a, "erin")), len(saltAndIters(t, a, "mallory")), line)
+}
+
 // Only SCRAM-SHA-256 is a method, and only with users: 0x8C, counted.
 func TestSCRAM_BadMethod(t *testing.T) {
 	a := scramAdmitter(t)
