@@ -44,8 +44,8 @@ import (
 // good and unshares its file-descriptor table: RLIMIT_NOFILE then caps
 // each loop, not the process. The listener's duplicate, every loop's epoll
 // descriptor and eventfd exist before the first unshare, so every table
-// has them; of the other sockets the process held, the loop closes its
-// copies at once (a copy would keep a peer from seeing its connection
+// has them; of the other TCP/IP sockets the process held, the loop closes
+// its copies at once (a copy would keep a peer from seeing its connection
 // close). The sockets a loop accepts exist in its table only, which is why
 // nothing but the loop may touch them. A loop whose table is full takes
 // the listener out of its set (EMFILE), hands the waiting connections to
@@ -192,18 +192,24 @@ func eachFD(f func(fd int) error) error {
 }
 
 // privateTable gives the calling thread, locked, a descriptor table of its
-// own, a copy of the process's, and closes the copies of every socket in
-// it but keep.
+// own, a copy of the process's, and closes the copies of every TCP/IP
+// socket in it but keep: listeners and connections, whose peers would not
+// see them close while a copy lives. Standard input, output and error stay
+// whatever they are (a log may go to a Unix socket, journald's), and so do
+// Unix sockets: code on the loop may write to them.
 func privateTable(keep int) error {
 	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
 		return fmt.Errorf("unshare(CLONE_FILES): %w", err)
 	}
 	return eachFD(func(fd int) error {
-		if fd == keep {
+		if fd == keep || fd <= 2 {
 			return nil
 		}
 		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+		if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			return nil
+		}
+		if d, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && (d == unix.AF_INET || d == unix.AF_INET6) {
 			unix.Close(fd)
 		}
 		return nil
