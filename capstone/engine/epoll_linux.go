@@ -293,9 +293,10 @@ type loop struct {
 	// when run alone.
 	peers      *[]*loop
 	idx        int
-	nodelay    bool   // accepted sockets inherit TCP_NODELAY from lfd
-	checked    bool   // nodelay was checked on an accepted socket
-	onPause    func() // tests: told when pause takes a socket out
+	nodelay    bool                       // accepted sockets inherit TCP_NODELAY from lfd
+	checked    bool                       // nodelay was checked on an accepted socket
+	onPause    func()                     // tests: told when pause takes a socket out
+	acceptFD   func(lfd int) (int, error) // accept4; tests replace it
 	conns      map[int]*econn
 	buf, wbuf  []byte   // the shared read buffer, and scratch for encoding
 	free       [][]byte // small partial-packet buffers to reuse
@@ -324,7 +325,7 @@ type loop struct {
 }
 
 func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
-	l := &loop{cfg: cfg, newConn: newConn, lfd: lfd, epfd: -1, efd: -1, conns: make(map[int]*econn),
+	l := &loop{cfg: cfg, newConn: newConn, lfd: lfd, epfd: -1, efd: -1, conns: make(map[int]*econn), acceptFD: accept4,
 		buf: make([]byte, cfg.ReadBufferSize), wheel: newWheel(cfg.Tick, DefaultWheelSlots, time.Now())}
 	l.posted = sync.NewCond(&l.mu)
 	var err error
@@ -681,7 +682,7 @@ func accept4(lfd int) (int, error) {
 func (l *loop) accept() {
 	now := time.Now()
 	for range 64 {
-		fd, err := accept4(l.lfd)
+		fd, err := l.acceptFD(l.lfd)
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
