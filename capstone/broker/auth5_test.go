@@ -376,3 +376,105 @@ func TestAuth_SCRAMPaho(t *testing.T) {
 	c.pub(t, &paho.Publish{Topic: "p/s", QoS: 1, Payload: []byte("after reauth")})
 	assert.Equal(t, "after reauth", next(t, c.msgs).payload)
 }
+
+// nextOf reads n packets and returns them by type (the order between a
+// reply to one packet and a reply to another is the broker's).
+func nextOf(t *testing.T, c *raw, n int) map[mqtt.PacketType][]mqtt.Packet {
+	t.Helper()
+	got := make(map[mqtt.PacketType][]mqtt.Packet)
+	for range n {
+		p := c.next(t)
+		got[p.Type()] = append(got[p.Type()], p)
+	}
+	return got
+}
+
+// [MQTT-4.12.1-1] A re-authentication interleaved with PUBLISH traffic:
+// the connection keeps working under the old authentication while the
+// exchange runs (MQTT 5.0 section 4.12.1), and the exchange ends well.
+func TestAuth_ReauthInterleavedWithPublish(t *testing.T) {
+	_, addr := scramBroker(t, session.Config{})
+	c, _, ack := scramConnect(t, addr, "ri", "alice", "wonderland")
+	require.Equal(t, mqtt.Success, ack.ReasonCode)
+	c.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "ri/t", QoS: 1}}})
+	require.IsType(t, &mqtt.SubAck{}, c.next(t))
+
+	conv, first := scramConv(t, "alice", "wonderland")
+	c.send(t, authPkt(mqtt.ReAuthenticate, scramMethod, first))
+	c.send(t, &mqtt.Publish{QoS: 1, PacketID: 7, Topic: []byte("ri/t"), Payload: []byte("during")})
+	got := nextOf(t, c, 3) // AUTH 0x18, PUBACK 7, the message
+	require.Len(t, got[mqtt.AUTH], 1)
+	a := got[mqtt.AUTH][0].(*mqtt.Auth)
+	require.Equal(t, mqtt.ContinueAuthentication, a.ReasonCode)
+	require.Len(t, got[mqtt.PUBACK], 1)
+	assert.Equal(t, uint16(7), got[mqtt.PUBACK][0].(*mqtt.PubAck).PacketID)
+	require.Len(t, got[mqtt.PUBLISH], 1)
+	m := got[mqtt.PUBLISH][0].(*mqtt.Publish)
+	assert.Equal(t, "during", string(m.Payload))
+	c.send(t, &mqtt.PubAck{PacketID: m.PacketID})
+
+	// The client's final message, with another PUBLISH right behind it.
+	c.send(t, authPkt(mqtt.ContinueAuthentication, scramMethod, step(t, conv, a.Properties.AuthData)))
+	c.send(t, &mqtt.Publish{QoS: 1, PacketID: 8, Topic: []byte("ri/t"), Payload: []byte("after")})
+	got = nextOf(t, c, 3) // AUTH 0x00, PUBACK 8, the message
+	require.Len(t, got[mqtt.AUTH], 1)
+	a = got[mqtt.AUTH][0].(*mqtt.Auth)
+	assert.Equal(t, mqtt.Success, a.ReasonCode)
+	step(t, conv, a.Properties.AuthData)
+	assert.True(t, conv.Valid(), "the server's signature verifies")
+	require.Len(t, got[mqtt.PUBACK], 1)
+	assert.Equal(t, uint16(8), got[mqtt.PUBACK][0].(*mqtt.PubAck).PacketID)
+	require.Len(t, got[mqtt.PUBLISH], 1)
+	assert.Equal(t, "after", string(got[mqtt.PUBLISH][0].(*mqtt.Publish).Payload))
+}
+
+// Packets sent ahead of the server's AUTH (a client that does not wait)
+// are read in turn: a PUBLISH behind the CONNECT, in the same segment, is
+// [MQTT-3.1.2-30]'s protocol error once the AUTH 0x18 is out.
+func TestAuth_PacketBehindConnect(t *testing.T) {
+	b, addr := scramBroker(t, session.Config{})
+	_, first := scramConv(t, "alice", "wonderland")
+	cp := &mqtt.Connect{Version: mqtt.V5, ClientID: "pb", CleanStart: true}
+	cp.Properties.AuthMethod, cp.Properties.AuthData = scramMethod, first
+	buf, err := cp.AppendTo(nil, mqtt.V5)
+	require.NoError(t, err)
+	buf, err = (&mqtt.Publish{Topic: []byte("t"), Payload: []byte("x")}).AppendTo(buf, mqtt.V5)
+	require.NoError(t, err)
+	c := dialRaw(t, addr)
+	c.r.SetVersion(mqtt.V5)
+	c.write(t, buf)
+	require.IsType(t, &mqtt.Auth{}, c.next(t))
+	ack, ok := c.next(t).(*mqtt.Connack)
+	require.True(t, ok)
+	assert.Equal(t, mqtt.ProtocolError, ack.ReasonCode)
+	assert.Nil(t, c.closed(t))
+	assert.Equal(t, uint64(1), counter(b, "refused_auth_protocol"))
+}
+
+// An AUTH larger than the server's Maximum Packet Size, in the middle of
+// the exchange, closes the connection (counted packet_too_large); nothing
+// of it is handed to SCRAM.
+func TestAuth_OversizedAuth(t *testing.T) {
+	b, addr := scramBroker(t, session.Config{MaxPacketSize: 512})
+	c, _, p := scramStart(t, addr, "big", "alice", "wonderland")
+	require.IsType(t, &mqtt.Auth{}, p)
+	c.send(t, authPkt(mqtt.ContinueAuthentication, scramMethod, []byte(strings.Repeat("c", 600))))
+	c.closed(t)
+	assert.Equal(t, uint64(1), counter(b, "disconnect_"+session.ReasonTooLarge))
+	assert.Zero(t, counter(b, "refused_auth_failed"))
+}
+
+// A malformed AUTH in the exchange (its properties run past its end) is
+// refused with CONNACK 0x81 Malformed Packet, and closed.
+func TestAuth_MalformedAuth(t *testing.T) {
+	b, addr := scramBroker(t, session.Config{})
+	c, _, p := scramStart(t, addr, "mal", "alice", "wonderland")
+	require.IsType(t, &mqtt.Auth{}, p)
+	c.write(t, []byte{0xF0, 0x02, byte(mqtt.ContinueAuthentication), 0x05}) // 5 bytes of properties, none there
+	ack, ok := c.next(t).(*mqtt.Connack)
+	require.True(t, ok)
+	assert.Equal(t, mqtt.MalformedPacket, ack.ReasonCode)
+	assert.Nil(t, c.closed(t))
+	assert.Equal(t, uint64(1), counter(b, "refused_auth_protocol"))
+	assert.Zero(t, counter(b, "refused_auth_failed"))
+}
