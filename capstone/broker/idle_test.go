@@ -49,13 +49,14 @@ const (
 	// epollLivePerConn bounds the live Go heap (after a GC) and stacks an
 	// idle subscribed connection adds on the epoll engine, both ends
 	// counted (liveMem: it moves with what a connection keeps). Measured
-	// (2026-11-25, 5 runs each of the shared, sharded and -race suites):
-	// 2,359-2,694 B before the cuts in "Memory per connection"
-	// (BENCHMARKS.md), 1,319-1,807 B after. 2 KiB fails the code before
-	// the cuts; it catches about 250 B more per connection, such as the
-	// Conn's channels made again for every connection, or a map per
-	// session.
-	epollLivePerConn = 2 << 10
+	// (2026-11-25, 5 runs each of the shared and sharded suites, with and
+	// without -race): 2,359-2,694 B before the cuts in "Memory per
+	// connection" (BENCHMARKS.md), 1,319-1,877 B after. 2,304 B (2.25
+	// KiB) fails the code before the cuts and leaves the sharded runs'
+	// spread room; it catches about 450 B more per connection, such as
+	// the Conn's three channels made again for every connection, or a
+	// map per subscription.
+	epollLivePerConn = 2304
 	// goroutineLivePerConn is the same for the goroutine engine: measured
 	// 13.0-16.4 KB before the cuts and 14.1-15.6 KB after (the two
 	// goroutines' stacks vary from run to run more than the cuts move the
