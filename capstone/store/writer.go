@@ -94,6 +94,9 @@ type Writer struct {
 	running bool
 	idle    chan struct{} // closed when the running goroutine ends
 	closed  bool
+	// closedAt is the last change submitted before Close: every change
+	// numbered above it was refused, so it counts as failed.
+	closedAt uint64
 }
 
 type span struct{ from, to uint64 } // changes numbered in [from, to]
@@ -135,24 +138,30 @@ func NewWriter(st Store, cfg WriterConfig) *Writer {
 // Submit queues c and returns its number, which is higher than that of
 // every change submitted before. It never blocks. It returns an error
 // wrapping ErrInvalid for an invalid change and ErrClosed after Close; such
-// a change gets no number (0).
+// a change is numbered all the same and counts as failed, so that a range
+// that covers it is never reported committed (an acknowledgement that
+// waits for it is withheld, not sent for a change that was never made).
 func (w *Writer) Submit(c Change) (uint64, error) {
-	if err := c.check(); err != nil {
-		return 0, err
-	}
+	err := c.check()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
-		return 0, fmt.Errorf("store submit: %w", ErrClosed)
-	}
 	w.last++
+	if w.closed {
+		if !w.running {
+			w.done = w.last // nothing is queued: decided, failed (okLocked)
+		}
+		return w.last, fmt.Errorf("store submit: %w", ErrClosed)
+	}
+	if err != nil {
+		c = Change{} // no Op: the store refuses it, and it alone (run)
+	}
 	w.queue = append(w.queue, c)
 	if !w.running {
 		w.running = true
 		w.idle = make(chan struct{})
 		go w.run()
 	}
-	return w.last, nil
+	return w.last, err
 }
 
 // Last returns the number of the last change submitted (0: none). A change
@@ -191,7 +200,7 @@ func (w *Writer) Wait(from, to uint64, fn func(ok bool)) (ok, decided bool) {
 // okLocked reports whether no change numbered in (from, to] failed. w.mu
 // is held; to <= w.done.
 func (w *Writer) okLocked(from, to uint64) bool {
-	if from < w.lostTo {
+	if from < w.lostTo || (w.closed && to > w.closedAt) {
 		return false
 	}
 	for _, s := range w.failed {
@@ -207,12 +216,24 @@ func (w *Writer) okLocked(from, to uint64) bool {
 func (w *Writer) run() {
 	var batch []Change
 	var due []waiter
+	var failed []span
 	for {
 		w.mu.Lock()
 		if len(w.queue) == 0 {
+			// Changes refused after Close were never queued: they are
+			// decided now (failed), and so are their waiters.
+			w.done = w.last
+			due = w.dueLocked(due[:0])
+			oks := make([]bool, len(due))
+			for i, d := range due {
+				oks[i] = w.okLocked(d.from, d.to)
+			}
 			w.running = false
 			close(w.idle)
 			w.mu.Unlock()
+			for i, d := range due {
+				d.fn(oks[i])
+			}
 			return
 		}
 		n := min(len(w.queue), w.cfg.MaxBatch)
@@ -224,22 +245,21 @@ func (w *Writer) run() {
 		from := w.done + 1
 		w.mu.Unlock()
 
-		err := w.st.Apply(batch)
+		failed, err := w.apply(batch, from, failed[:0])
 		clear(batch) // drop references to payloads
 
 		w.mu.Lock()
 		w.done += uint64(n)
-		if err != nil {
-			w.failed = append(w.failed, span{from, w.done})
+		lost := 0
+		for _, s := range failed {
+			lost += int(s.to - s.from + 1)
+			w.failed = append(w.failed, s)
 			if len(w.failed) > maxFailedSpans {
 				w.lostTo = w.failed[0].to
 				w.failed = w.failed[1:]
 			}
 		}
-		due = due[:0]
-		for len(w.waiters) > 0 && w.waiters[0].to <= w.done {
-			due = append(due, heap.Pop(&w.waiters).(waiter))
-		}
+		due = w.dueLocked(due[:0])
 		oks := make([]bool, len(due))
 		for i, d := range due {
 			oks[i] = w.okLocked(d.from, d.to)
@@ -247,13 +267,55 @@ func (w *Writer) run() {
 		w.mu.Unlock()
 
 		if err != nil {
-			w.cfg.OnError(fmt.Errorf("%w: %w", ErrBatch, err), n)
+			w.cfg.OnError(fmt.Errorf("%w: %w", ErrBatch, err), lost)
 		}
 		for i, d := range due {
 			d.fn(oks[i])
 		}
 		clear(due)
 	}
+}
+
+// dueLocked appends to due the waiters whose ranges are decided, and
+// takes them off the heap. w.mu is held.
+func (w *Writer) dueLocked(due []waiter) []waiter {
+	for len(w.waiters) > 0 && w.waiters[0].to <= w.done {
+		due = append(due, heap.Pop(&w.waiters).(waiter))
+	}
+	return due
+}
+
+// apply commits batch, whose changes are numbered from from on, and
+// appends to failed the numbers of those that did not commit, with the
+// first error. When a transaction of several changes fails, they are
+// applied again one by one, in order: a change the store refuses (invalid,
+// or a key bbolt cannot hold) then fails alone, and the others of its batch
+// commit; a store that refuses everything fails each of them.
+func (w *Writer) apply(batch []Change, from uint64, failed []span) ([]span, error) {
+	err := w.st.Apply(batch)
+	if err == nil {
+		return failed, nil
+	}
+	if len(batch) == 1 {
+		return append(failed, span{from, from}), err
+	}
+	err = nil
+	for i := range batch {
+		e := w.st.Apply(batch[i : i+1])
+		if e == nil {
+			continue
+		}
+		if err == nil {
+			err = e
+		}
+		n := from + uint64(i)
+		if k := len(failed) - 1; k >= 0 && failed[k].to == n-1 {
+			failed[k].to = n
+		} else {
+			failed = append(failed, span{n, n})
+		}
+	}
+	return failed, err
 }
 
 // Flush waits until the writer is idle: every change submitted before (and
@@ -279,7 +341,9 @@ func (w *Writer) Flush() {
 // twice is a no-op.
 func (w *Writer) Close() {
 	w.mu.Lock()
-	w.closed = true
+	if !w.closed {
+		w.closed, w.closedAt = true, w.last
+	}
 	w.mu.Unlock()
 	w.Flush()
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -245,4 +247,73 @@ func ExampleWriter() {
 	}
 	fmt.Println("committed:", <-done)
 	// Output: committed: true
+}
+
+// One change the store refuses (here a retained topic longer than bbolt's
+// 32,768-byte key limit, which an MQTT topic of up to 65,535 bytes can be)
+// fails alone: the other changes of its transaction are applied again one
+// by one and commit, so one client's bad change does not withhold the
+// acknowledgements of the others that happened to share its batch.
+func TestWriter_BadChangeFailsAlone(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{NoSync: true})
+	require.NoError(t, err)
+	defer st.Close()
+	g := newGated(st)
+	var failed []int
+	w := store.NewWriter(g, store.WriterConfig{OnError: func(err error, n int) { failed = append(failed, n) }})
+	defer w.Close()
+
+	g.close()
+	first, _ := w.Submit(put(1))
+	<-g.entered // held in a transaction: the next four queue up behind it
+	a, _ := w.Submit(put(2))
+	bad, _ := w.Submit(store.Change{Op: store.OpSetRetained,
+		Message: store.Message{Topic: strings.Repeat("t", 40000), Payload: []byte("x")}})
+	c, _ := w.Submit(put(3))
+	d, _ := w.Submit(store.Change{Op: store.OpSetRetained, Message: store.Message{Topic: "ok", Payload: []byte("y")}})
+	okA, okBad, okC, okD := waitCh(w, first, a), waitCh(w, a, bad), waitCh(w, bad, c), waitCh(w, c, d)
+	g.open()
+	assert.True(t, <-okA, "a change before the bad one")
+	assert.False(t, <-okBad, "the bad change")
+	assert.True(t, <-okC, "a change after the bad one")
+	assert.True(t, <-okD, "a retained message after the bad one")
+	w.Flush()
+	assert.Equal(t, []int{1}, failed, "one change failed")
+	fs, err := st.InFlight("c")
+	require.NoError(t, err)
+	assert.Len(t, fs, 3)
+	rs, err := st.Retained()
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	assert.Equal(t, "ok", rs[0].Topic)
+}
+
+// A change that is refused at Submit (invalid, or after Close) is numbered
+// all the same and counts as failed: an acknowledgement whose range covers
+// it is never sent, rather than sent for a change that was never stored.
+func TestWriter_RefusedChangeFailsItsRange(t *testing.T) {
+	g := newGated(store.NewMemory())
+	w := store.NewWriter(g, store.WriterConfig{})
+
+	from := w.Last()
+	_, err := w.Submit(store.Change{Op: store.OpPutInFlight})
+	require.ErrorIs(t, err, store.ErrInvalid)
+	to := w.Last()
+	require.Greater(t, to, from, "the invalid change is numbered")
+	assert.False(t, <-waitCh(w, from, to), "the invalid change failed")
+	next, err := w.Submit(put(1))
+	require.NoError(t, err)
+	assert.True(t, <-waitCh(w, to, next), "the next change commits")
+
+	w.Close()
+	from = w.Last()
+	_, err = w.Submit(put(2))
+	require.ErrorIs(t, err, store.ErrClosed)
+	to = w.Last()
+	require.Greater(t, to, from, "a change after Close is numbered")
+	ok, decided := w.Wait(from, to, nil)
+	assert.True(t, decided, "decided at once: nothing will ever commit it")
+	assert.False(t, ok, "a change after Close failed")
+	ok, decided = w.Wait(from-1, from, nil)
+	assert.True(t, decided && ok, "the last change before Close committed")
 }
