@@ -155,3 +155,74 @@ func TestMaxPacketSize_OutboundTooLargeWithoutAlias(t *testing.T) {
 	assert.Zero(t, in, "the dropped message left the window")
 	assert.Zero(t, pend)
 }
+
+// [MQTT-3.1.2-25] with a topic shorter than three bytes the alias form is
+// the larger one (an empty topic and a 3-byte property against 1 or 2
+// bytes of topic): a PUBLISH that fits with its topic name is delivered
+// with it, whether or not the topic has an alias yet, never dropped for
+// the size of a form it need not take.
+func TestMaxPacketSize_OutboundShortTopicPlainForm(t *testing.T) {
+	b, addr := startBroker(t, Config{})
+	const topic = "a"
+	payload := string(bytes.Repeat([]byte("p"), 40))
+	maxSize := sizeOf(t, &mqtt.Publish{Topic: []byte(topic), Payload: []byte(payload)})
+	require.Greater(t, sizeOf(t, &mqtt.Publish{Payload: []byte(payload), Properties: mqtt.Properties{TopicAlias: 1}}), maxSize,
+		"the test needs a message that fits only with its topic name")
+	c := aliasSubscriber(t, addr, "alias-short", topic, 5, uint32(maxSize))
+	pub := connectV3(t, addr, "p", true)
+
+	pub.pub(t, topic, 0, false, payload) // no alias yet: it fits as it is
+	p, n := c.nextSized(t)
+	first := p.(*mqtt.Publish)
+	assert.Equal(t, topic, string(first.Topic))
+	assert.Zero(t, first.Properties.TopicAlias)
+	assert.Equal(t, payload, string(first.Payload))
+	assert.Equal(t, maxSize, n)
+
+	pub.pub(t, topic, 0, false, "z") // sets the alias
+	p, _ = c.nextSized(t)
+	require.Equal(t, uint16(1), p.(*mqtt.Publish).Properties.TopicAlias)
+
+	pub.pub(t, topic, 0, false, payload) // the alias is known; the topic name is smaller
+	p, n = c.nextSized(t)
+	third := p.(*mqtt.Publish)
+	assert.Equal(t, topic, string(third.Topic))
+	assert.Zero(t, third.Properties.TopicAlias)
+	assert.Equal(t, payload, string(third.Payload))
+	assert.Equal(t, maxSize, n)
+	assert.Zero(t, counter(b, "too_large_for_client"))
+}
+
+// [MQTT-3.1.2-25] a QoS 2 message too large for the client in every form
+// is not sent and is completed in the session as if delivered: it leaves
+// the in-flight window, and the next message's flow runs to PUBCOMP.
+func TestMaxPacketSize_OutboundTooLargeQoS2(t *testing.T) {
+	b, addr := startBroker(t, Config{})
+	const maxSize = 64
+	const topic = "big/qos2"
+	cp := &mqtt.Connect{Version: mqtt.V5, ClientID: "too-large-2", CleanStart: true}
+	cp.Properties.TopicAliasMaximum = 2
+	cp.Properties.MaximumPacketSize = maxSize
+	c, _ := connectRaw(t, addr, cp)
+	c.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: topic, QoS: 2}}})
+	require.IsType(t, &mqtt.SubAck{}, c.next(t))
+	pub := connectV3(t, addr, "p", true)
+
+	pub.pub(t, topic, 2, false, string(bytes.Repeat([]byte("x"), 2*maxSize)))
+	pub.pub(t, topic, 2, false, "small")
+	p := c.next(t).(*mqtt.Publish)
+	assert.Equal(t, "small", string(p.Payload))
+	c.send(t, &mqtt.PubRec{PacketID: p.PacketID})
+	rel := c.next(t).(*mqtt.PubRel)
+	assert.Equal(t, p.PacketID, rel.PacketID)
+	c.send(t, &mqtt.PubComp{PacketID: p.PacketID})
+	c.send(t, &mqtt.PingReq{})
+	require.IsType(t, &mqtt.PingResp{}, c.next(t))
+	assert.Equal(t, uint64(1), counter(b, "too_large_for_client"))
+	b.mu.Lock()
+	st := b.sessions["too-large-2"].st
+	b.mu.Unlock()
+	in, pend := st.Inflight()
+	assert.Zero(t, in, "the dropped message left the window")
+	assert.Zero(t, pend)
+}

@@ -554,8 +554,12 @@ func (c *Conn) encodePublish(buf []byte, pub *mqtt.Publish) []byte {
 		cp.Properties.TopicAlias = a
 	}
 	out, err := cp.AppendTo(buf, c.version)
-	if err == nil && !known && cp.Properties.TopicAlias != 0 && !c.within(len(out)-len(buf)) {
-		cp.Properties.TopicAlias = 0 // the three bytes of a new alias are too many
+	if err == nil && cp.Properties.TopicAlias != 0 && !c.within(len(out)-len(buf)) {
+		// Too large with the alias: try the topic name alone. A new
+		// alias's three bytes may be too many; and a known alias is the
+		// larger form for a topic under three bytes. The alias, new or
+		// known, is then not spent or changed.
+		cp.Topic, cp.Properties.TopicAlias, known = pub.Topic, 0, false
 		out, err = cp.AppendTo(buf, c.version)
 	}
 	if err != nil {
@@ -619,21 +623,26 @@ func (c *Conn) buildPublish(p pendingMsg, now time.Time) *mqtt.Publish {
 }
 
 // fits reports whether pub can be within the client's Maximum Packet Size
-// in the smallest form encodePublish may send it: with the topic replaced
-// by an alias when the client accepts aliases (a topic of 0 bytes and a
-// 3-byte Topic Alias property). It is the session's early check, before a
-// packet id is spent; encodePublish checks the bytes actually sent
-// [MQTT-3.1.2-25].
+// in the smallest form encodePublish may send it: with its topic name, or,
+// when the client accepts aliases, with the topic replaced by an alias (a
+// topic of 0 bytes and a 3-byte Topic Alias property: the smaller form
+// for a topic of three bytes or more). It is the session's early check,
+// before a packet id is spent; encodePublish checks the bytes actually
+// sent [MQTT-3.1.2-25].
 func (c *Conn) fits(pub *mqtt.Publish) bool {
 	if c.maxOut == 0 {
 		return true
 	}
 	cp := *pub
 	cp.PacketID = 1 // its size is what matters here
-	if c.aliasOut > 0 {
-		cp.Topic = nil
-		cp.Properties.TopicAlias = 1
+	if b, err := cp.AppendTo(nil, c.version); err == nil && len(b) <= int(c.maxOut) {
+		return true
 	}
+	if c.aliasOut == 0 {
+		return false
+	}
+	cp.Topic = nil
+	cp.Properties.TopicAlias = 1
 	b, err := cp.AppendTo(nil, c.version)
 	return err == nil && len(b) <= int(c.maxOut)
 }
