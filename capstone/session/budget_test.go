@@ -220,3 +220,21 @@ func TestState_SubscriptionsSliceAndIndex(t *testing.T) {
 		assert.Empty(t, s.Subscriptions())
 	}
 }
+
+// QoS 1 messages beyond the in-flight window wait in the session's list,
+// bounded in messages: an online client whose list is full is a slow
+// consumer too, counted as such.
+func TestBudget_PendingListFull(t *testing.T) {
+	hub := newTestHub()
+	cfg := &Config{MaxInflight: 1}
+	c, _ := drivenClient(t, cfg, hub, "c")
+	c.st.maxQueue = 3
+	m := &router.Message{Topic: "t", Payload: []byte("x"), QoS: mqtt.AtLeastOnce}
+	for i := range 1 + 3 { // one in flight, three waiting
+		c.st.Deliver(m, mqtt.AtLeastOnce, false, nil)
+		require.Empty(t, c.Reason(), "message %d", i+1)
+	}
+	c.st.Deliver(m, mqtt.AtLeastOnce, false, nil)
+	assert.Equal(t, ReasonSlowConsumer, c.Reason())
+	assert.Equal(t, 1, hub.count(ReasonSlowConsumer+"_pending"))
+}

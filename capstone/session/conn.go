@@ -96,8 +96,10 @@ type Config struct {
 	// none, MaxQueued alone). A client that lets its queue go over it is
 	// disconnected as a slow consumer (ReasonSlowConsumer, 0x97), and the
 	// limit that tripped is counted ("slow_consumer_bytes" or
-	// "slow_consumer_packets"). A burst of small messages to a client that
-	// keeps reading fits in it; a client that stops reading fills it.
+	// "slow_consumer_packets"; "slow_consumer_pending" when the QoS 1/2
+	// messages beyond the window reach MaxQueued). A burst of small
+	// messages to a client that keeps reading fits in it; a client that
+	// stops reading fills it.
 	MaxQueuedBytes    int
 	TopicAliasMaximum uint16        // inbound topic aliases accepted, advertised; 0: none
 	ConnectTimeout    time.Duration // time for the CONNECT to arrive; 0: 10s

@@ -205,7 +205,7 @@ func (s *State) deliverLocked(p pendingMsg, now time.Time) {
 	if p.qos > mqtt.AtMostOnce && (c == nil || len(s.inflight) >= c.window) {
 		if len(s.pending) >= s.maxQueue {
 			if c != nil {
-				c.Kill(mqtt.QuotaExceeded, ReasonSlowConsumer)
+				c.kill(mqtt.QuotaExceeded, ReasonSlowConsumer, ReasonSlowConsumer+"_pending")
 				return
 			}
 			s.forget(s.pending[0])
