@@ -12,7 +12,9 @@ package mqtttest
 
 import (
 	"errors"
+	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,16 +99,15 @@ func (c *Conn) Next(t testing.TB) mqtt.Packet {
 
 // Closed reads until the broker closes the connection, passing over any
 // packets, and returns the last DISCONNECT among them (nil if none). It
-// fails the test if the connection is still open after the timeout.
+// fails the test if the connection is still open after the timeout, or if
+// the broker sent bytes the codec cannot read (that is no close).
 func (c *Conn) Closed(t testing.TB) *mqtt.Disconnect {
 	t.Helper()
 	var d *mqtt.Disconnect
 	for {
 		p, err := c.read()
-		if isTimeout(err) {
-			require.FailNow(t, "the broker did not close the connection")
-		}
 		if err != nil {
+			requireClosed(t, err)
 			return d
 		}
 		if p, ok := p.(*mqtt.Disconnect); ok {
@@ -120,10 +121,23 @@ func (c *Conn) Closed(t testing.TB) *mqtt.Disconnect {
 func (c *Conn) EOF(t testing.TB) {
 	t.Helper()
 	p, err := c.read()
-	if isTimeout(err) {
-		require.FailNow(t, "the broker did not close the connection")
-	}
 	require.Error(t, err, "the broker sent %v instead of closing", p)
+	requireClosed(t, err)
+}
+
+// requireClosed fails the test unless err, from a read, says the peer
+// closed the connection (an end of stream, within a packet or not, or a
+// reset). A timeout, or a packet the codec refused, is no close.
+func requireClosed(t testing.TB, err error) {
+	t.Helper()
+	switch {
+	case isTimeout(err):
+		require.FailNow(t, "the broker did not close the connection")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+	default:
+		require.FailNow(t, "the broker sent what the codec cannot read, not a close", "%v", err)
+	}
 }
 
 // Ping sends PINGREQ and requires PINGRESP as the very next packet: proof

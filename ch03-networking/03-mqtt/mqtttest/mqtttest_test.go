@@ -3,7 +3,9 @@
 package mqtttest
 
 import (
+	"fmt"
 	"net"
+	"runtime"
 	"testing"
 
 	mqtt "floodgate/ch03-networking/03-mqtt"
@@ -74,4 +76,47 @@ func TestConn_EOF(t *testing.T) {
 	srv.Close()
 	New(cli, 0).EOF(t)
 	cli.Close()
+}
+
+// recorder is a testing.TB that records a failure instead of failing the
+// test; FailNow ends the goroutine, as testing's does.
+type recorder struct {
+	testing.TB
+	failed bool
+	msg    string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, args ...any) {
+	r.failed, r.msg = true, fmt.Sprintf(format, args...)
+}
+func (r *recorder) FailNow() { r.failed = true; runtime.Goexit() }
+
+// run calls f with a recorder on a goroutine of its own (FailNow ends it).
+func run(t *testing.T, f func(tb testing.TB)) *recorder {
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r
+}
+
+// Bytes the codec refuses, on a connection that stays open, are not a
+// close: Closed and EOF fail instead of passing.
+func TestConn_GarbageIsNoClose(t *testing.T) {
+	for name, check := range map[string]func(c *Conn, tb testing.TB){
+		"Closed": func(c *Conn, tb testing.TB) { c.Closed(tb) },
+		"EOF":    func(c *Conn, tb testing.TB) { c.EOF(tb) },
+	} {
+		srv, cli := net.Pipe()
+		go func() { _, _ = srv.Write([]byte{0x00, 0x00}) }() // reserved packet type 0
+		r := run(t, func(tb testing.TB) { check(New(cli, 0), tb) })
+		assert.True(t, r.failed, "%s passed on garbage from an open connection", name)
+		assert.Contains(t, r.msg, "cannot read", name)
+		cli.Close()
+		srv.Close()
+	}
 }
