@@ -59,8 +59,10 @@ type Config struct {
 	Store store.Store
 	// StoreQueue is how many changes may wait for the store's writer
 	// before the broker refuses new QoS 1/2 and retained publications
-	// (0x97 Quota exceeded for 5.0; 3.1.1 clients are disconnected).
-	// Default 8192.
+	// (0x97 Quota exceeded for 5.0; 3.1.1 clients are disconnected) and
+	// SUBSCRIBEs (0x97; 0x80 for 3.1.1). Default 8192. It is a soft
+	// bound: CONNECTs, UNSUBSCRIBEs, acknowledgements from clients and a
+	// publication's copies for its subscribers still add changes.
 	StoreQueue int
 	// Sink, if set, gets a copy of every message whose topic it matches
 	// (a *sink.Pipeline: queue, chapter 4's breaker, file log or webhook).

@@ -413,3 +413,127 @@ func TestPersist_GroupCommitCoalesces(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, retained, 21)
 }
+
+// The PUBREL a reconnecting subscriber is sent again waits for the store
+// as the first one did: its PUBREC's change (the message is released) may
+// still be queued when the client comes back. Sent at once, it lets the
+// client complete (PUBCOMP) a message that a crash before that commit
+// would bring back as a PUBLISH the client takes for a new one: a second
+// delivery of a QoS 2 message. The record is written again, so the PUBREL
+// waits for a durable one even if the first write failed.
+func TestPersist_PubRelResentOnReconnectWaitsForCommit(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open()
+	sub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
+	sub.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "t", QoS: 2}}})
+	require.IsType(t, &mqtt.SubAck{}, sub.next(t))
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
+	pub.send(t, &mqtt.Publish{QoS: 2, PacketID: 1, Topic: []byte("t"), Payload: []byte("once")})
+	require.IsType(t, &mqtt.PubRec{}, pub.next(t))
+	got, ok := sub.next(t).(*mqtt.Publish)
+	require.True(t, ok, "the subscriber gets the PUBLISH")
+
+	st.shut()
+	require.IsType(t, &mqtt.PingResp{}, pingThen(t, sub, &mqtt.PubRec{PacketID: got.PacketID}),
+		"PUBREL waits for the PUBREC's change")
+	<-st.entered // that change is in a transaction, held at the gate
+	sub.send(t, &mqtt.Disconnect{})
+	assert.Nil(t, sub.closed(t))
+
+	sub, ack := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
+	require.True(t, ack.SessionPresent)
+	sub.send(t, &mqtt.PingReq{})
+	require.IsType(t, &mqtt.PingResp{}, sub.next(t), "the PUBREL resent on reconnect waits for the commit too")
+	st.open()
+	assert.Equal(t, &mqtt.PubRel{PacketID: got.PacketID}, sub.next(t))
+	sub.send(t, &mqtt.PubComp{PacketID: got.PacketID})
+	sub.send(t, &mqtt.PingReq{})
+	require.IsType(t, &mqtt.PingResp{}, sub.next(t))
+	assert.Zero(t, counter(b, "store_error"))
+}
+
+// A PUBREL whose release failed to commit is withheld its PUBCOMP and the
+// connection closed; the client resends PUBREL when it comes back. The
+// broker has already forgotten the packet id in memory, but the store has
+// not: the resent PUBREL deletes the stored id again, and its PUBCOMP
+// waits for that. Otherwise the stale id would come back at a restart and
+// the client's next QoS 2 PUBLISH with it would be taken for a resend and
+// never routed [MQTT-4.3.3-9]: an acknowledged message lost.
+func TestPersist_ResentPubRelDeletesStoredID(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open()
+	cp := &mqtt.Connect{ClientID: "pub", Version: mqtt.V5, Properties: mqtt.Properties{SessionExpiry: 300}}
+	cp.Properties.Mark(mqtt.PropSessionExpiry)
+	pub, _ := connectRaw(t, addr, cp)
+	pub.send(t, &mqtt.Publish{QoS: 2, PacketID: 5, Topic: []byte("t"), Payload: []byte("x")})
+	require.Equal(t, &mqtt.PubRec{PacketID: 5, ReasonCode: mqtt.NoMatchingSubscribers}, pub.next(t))
+	fs, err := st.InFlight("pub")
+	require.NoError(t, err)
+	require.Len(t, fs, 1, "the inbound id is stored")
+
+	st.setFail(errors.New("disk on fire"))
+	pub.send(t, &mqtt.PubRel{PacketID: 5})
+	assert.Equal(t, &mqtt.Disconnect{ReasonCode: mqtt.UnspecifiedError}, pub.closed(t), "no PUBCOMP")
+	st.setFail(nil)
+
+	pub, ack := connectRaw(t, addr, cp)
+	require.True(t, ack.SessionPresent)
+	st.shut()
+	require.IsType(t, &mqtt.PingResp{}, pingThen(t, pub, &mqtt.PubRel{PacketID: 5}),
+		"PUBCOMP waits for the id's delete")
+	<-st.entered
+	st.open()
+	assert.IsType(t, &mqtt.PubComp{}, pub.next(t))
+	fs, err = st.InFlight("pub")
+	require.NoError(t, err)
+	assert.Empty(t, fs, "the stored id is gone")
+}
+
+// While the store's queue is full, SUBSCRIBE is refused too (0x97 Quota
+// exceeded for 5.0, 0x80 for 3.1.1, counted "store_busy"): each one would
+// queue the session's whole record, so a client could grow the queue
+// without bound by subscribing. An UNSUBSCRIBE that removes nothing
+// queues nothing.
+func TestPersist_BusyStoreRefusesSubscribe(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine, StoreQueue: 1})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open()
+	cp := &mqtt.Connect{ClientID: "s5", Version: mqtt.V5, Properties: mqtt.Properties{SessionExpiry: 300}}
+	cp.Properties.Mark(mqtt.PropSessionExpiry)
+	s5, _ := connectRaw(t, addr, cp)
+	s3, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "s3", KeepAlive: 0})
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
+	st.shut()
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
+	<-st.entered // the writer is in a transaction, held at the gate
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")})
+	pub.send(t, &mqtt.PingReq{})
+	require.IsType(t, &mqtt.PingResp{}, pub.next(t)) // r/2 is queued: the queue is full
+
+	before := b.w.Last()
+	s5.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "a", QoS: 1}, {Filter: "b"}}})
+	assert.Equal(t, &mqtt.SubAck{PacketID: 1, ReasonCodes: []mqtt.ReasonCode{mqtt.QuotaExceeded, mqtt.QuotaExceeded}},
+		s5.next(t))
+	s3.send(t, &mqtt.Subscribe{PacketID: 2, Subscriptions: []mqtt.Subscription{{Filter: "a", QoS: 1}}})
+	assert.Equal(t, &mqtt.SubAck{PacketID: 2, ReasonCodes: []mqtt.ReasonCode{0x80}}, s3.next(t))
+	s5.send(t, &mqtt.Unsubscribe{PacketID: 3, Filters: []string{"a"}})
+	assert.Equal(t, &mqtt.UnsubAck{PacketID: 3, ReasonCodes: []mqtt.ReasonCode{mqtt.NoSubscriptionExisted}}, s5.next(t))
+	assert.Equal(t, before, b.w.Last(), "nothing was queued")
+	assert.Equal(t, uint64(2), counter(b, "store_busy"))
+	b.mu.Lock()
+	e5, e3 := b.sessions["s5"], b.sessions["s3"]
+	b.mu.Unlock()
+	assert.Empty(t, e5.st.Subscriptions(), "no subscription was made")
+	assert.Empty(t, e3.st.Subscriptions(), "no subscription was made")
+}

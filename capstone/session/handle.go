@@ -201,7 +201,9 @@ func (c *Conn) handle(p mqtt.Packet) error {
 	case *mqtt.PubRel:
 		from := c.st.mark()
 		comp := &mqtt.PubComp{PacketID: p.PacketID}
-		if !c.st.released(p.PacketID) && c.version == mqtt.V5 {
+		// The id's stored record is deleted even if memory has forgotten
+		// it (a PUBREL resent after a failed delete): see released.
+		if !c.st.released(p.PacketID, true) && c.version == mqtt.V5 {
 			comp.ReasonCode = mqtt.PacketIdentifierNotFound
 		}
 		c.st.sendAfter(c, from, comp, nil) // [MQTT-4.3.3-11], once the release is durable
@@ -210,18 +212,22 @@ func (c *Conn) handle(p mqtt.Packet) error {
 	case *mqtt.Unsubscribe:
 		from := c.st.mark()
 		ack := &mqtt.UnsubAck{PacketID: p.PacketID}
+		removed := false
 		for _, f := range p.Filters {
 			ok := c.st.unsubscribe(f)
 			if ok {
 				_, _ = c.hub.Router().Unsubscribe(c.id, f)
 			}
+			removed = removed || ok
 			code := mqtt.Success
 			if !ok {
 				code = mqtt.NoSubscriptionExisted
 			}
 			ack.ReasonCodes = append(ack.ReasonCodes, code)
 		}
-		c.hub.Changed(c, c.st)
+		if removed {
+			c.hub.Changed(c, c.st) // nothing to save (or queue) otherwise
+		}
 		c.st.sendAfter(c, from, ack, nil) // [MQTT-3.10.4-4], once the session is saved
 	case *mqtt.PingReq:
 		c.send(&mqtt.PingResp{}) // [MQTT-3.12.4-1]
@@ -290,7 +296,7 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 		}
 		if n > int(c.cfg.ReceiveMaximum) {
 			// [MQTT-3.3.4-9] more QoS 2 in flight than our Receive Maximum.
-			c.st.released(p.PacketID)
+			c.st.released(p.PacketID, false)
 			return closeWith(mqtt.ReceiveMaximumExceeded, ReasonReceiveMax)
 		}
 	}
@@ -352,7 +358,7 @@ func (c *Conn) publish(p *mqtt.Publish) error {
 		c.st.sendAfter(c, from, &mqtt.PubAck{PacketID: p.PacketID, ReasonCode: c.v5code(code)}, nil)
 	case mqtt.ExactlyOnce:
 		if code.IsError() {
-			c.st.released(p.PacketID)
+			c.st.released(p.PacketID, false)
 		} else {
 			c.st.routedQoS2(p.PacketID, topic)
 		}
@@ -377,6 +383,17 @@ func (c *Conn) subscribe(p *mqtt.Subscribe) error {
 	}
 	from := c.st.mark()
 	ack := &mqtt.SubAck{PacketID: p.PacketID}
+	if c.st.busy() {
+		// The store's queue is full: each SUBSCRIBE would queue the
+		// session's whole record, so refuse it rather than let a client
+		// grow the queue without bound (0x97 Quota exceeded; 3.1.1: 0x80).
+		c.hub.Count(ReasonStoreBusy)
+		for range p.Subscriptions {
+			ack.ReasonCodes = append(ack.ReasonCodes, c.failCode(mqtt.QuotaExceeded))
+		}
+		c.st.sendAfter(c, from, ack, nil)
+		return nil
+	}
 	type retainedFor struct {
 		sub  router.Sub
 		msgs []*router.Message

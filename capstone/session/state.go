@@ -299,7 +299,14 @@ func (s *State) attach(c *Conn) {
 	s.conn = c
 	for _, f := range s.inflight {
 		if f.rel {
-			c.send(&mqtt.PubRel{PacketID: f.id})
+			// The PUBREC's change (released) may still be queued, or may
+			// have failed: the first PUBREL was held for it. Write it
+			// again and hold this PUBREL for it too, so the client never
+			// completes a message that a restart would resend as a
+			// PUBLISH it takes for a new one. PUBRELs keep their order.
+			from := s.persist.Seq()
+			s.persist.OutboundReleased(s.ID, f.id)
+			s.sendAfterLocked(c, from, &mqtt.PubRel{PacketID: f.id}, nil)
 			continue
 		}
 		dup := *f.pub
@@ -461,14 +468,21 @@ func (s *State) inQoS2Count() int {
 	return len(s.inQoS2)
 }
 
-// released forgets an inbound QoS 2 id on PUBREL; it reports whether it was
-// held.
-func (s *State) released(id uint16) bool {
+// released forgets an inbound QoS 2 id (on PUBREL, or for a PUBLISH
+// refused with an error code); it reports whether it was held. stored is
+// whether the store may hold the id: then its delete is written even when
+// memory no longer holds it. A PUBREL resent because the first one's
+// delete failed (PUBCOMP withheld, connection closed) finds the id gone
+// from memory but not from the store; unless it deletes it again, and its
+// PUBCOMP waits for that, a restart brings the id back and the client's
+// next QoS 2 PUBLISH with it is taken for a resend and never routed
+// [MQTT-4.3.3-9].
+func (s *State) released(id uint16, stored bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.inQoS2[id]
 	delete(s.inQoS2, id)
-	if ok {
+	if ok || stored {
 		s.persist.InboundReleased(s.ID, id)
 	}
 	return ok

@@ -68,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		maxQueued  = fs.Int("max-queued", 0, "outbound queue per client, packets: a backstop behind -max-queued-bytes (0: 16384); also the QoS 1/2 messages kept beyond the in-flight window (0: 1000)")
 		maxQBytes  = fs.Int("max-queued-bytes", 0, "outbound queue budget per client, bytes (encoded packets not yet written; over it the client is dropped as a slow consumer; 0: 1 MiB, -1: none)")
 		storeFile  = fs.String("store", "", "bbolt file that keeps sessions, subscriptions, retained and in-flight messages across restarts (default: memory only)")
+		storeQueue = fs.Int("store-queue", 0, "with -store: changes that may wait for the store's writer before new QoS 1/2 and retained publications and SUBSCRIBEs are refused (0: 8192)")
 		sinkTopics = fs.String("sink-topics", "", "comma-separated topic filters whose messages go to the sink (default none: no sink)")
 		sinkFile   = fs.String("sink-file", "floodgate-sink.log", "the sink's append-only log file")
 		sinkHook   = fs.String("sink-webhook", "", "send sink batches to this URL instead of the file")
@@ -135,6 +136,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		defer st.Close()
 		cfg.Store = st
+		cfg.StoreQueue = *storeQueue
 	}
 	var pipe *sink.Pipeline
 	if *sinkTopics != "" {
