@@ -156,6 +156,18 @@ func (q *Queue[T]) Drain(dst []T) []T {
 	return dst
 }
 
+// Take returns every queued item, in order, and leaves the queue empty
+// and holding no array: the caller owns the slice. For a consumer that
+// drains a queue only now and then (an event loop), so that an idle queue
+// keeps no memory.
+func (q *Queue[T]) Take() []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items, q.bytes = nil, 0
+	return items
+}
+
 // Len returns the number of items queued now.
 func (q *Queue[T]) Len() int {
 	q.mu.Lock()

@@ -93,3 +93,15 @@ func TestQueue_DrainReleasesBurst(t *testing.T) {
 	assert.Equal(t, 999, out[999])
 	assert.Nil(t, q.items)
 }
+
+// Take hands the caller the queue's array and leaves none behind.
+func TestQueue_Take(t *testing.T) {
+	q := New[int](0, 100)
+	require.NoError(t, q.Push(1, 10))
+	require.NoError(t, q.Push(2, 10))
+	assert.Equal(t, []int{1, 2}, q.Take())
+	assert.Nil(t, q.items, "an idle queue holds no array")
+	assert.Zero(t, q.Bytes())
+	assert.Empty(t, q.Take())
+	require.NoError(t, q.Push(3, 100), "the budget is free again")
+}

@@ -198,8 +198,7 @@ type Conn struct {
 	outAlias  map[string]uint16 // writer goroutine only
 
 	// Driven (event-loop) Conns only; nil nc.
-	wake  func() // told of output and of Kill; never blocks
-	early []byte // a refusal written before the session exists (Connect, then Output)
+	wake func() // told of output and of Kill; never blocks
 }
 
 // closedChan is what Done returns once a connection has finished and no
@@ -593,19 +592,38 @@ func (c *Conn) encodePublish(buf []byte, pub *mqtt.Publish) []byte {
 // Maximum Packet Size.
 func (c *Conn) within(n int) bool { return c.maxOut == 0 || n <= int(c.maxOut) }
 
-// writeNow writes p directly: for CONNACK refusals, before the writer runs.
+// writeNow writes p directly, encoded for v: for CONNACK refusals and
+// AUTH, before the writer runs. A driven Conn queues it, encoded, for
+// Output.
 func (c *Conn) writeNow(p mqtt.Packet, v mqtt.Version) {
 	buf, err := p.AppendTo(nil, v)
 	if err != nil {
 		return
 	}
 	if c.nc == nil {
-		c.early = append(c.early, buf...)
+		if c.out.Push(encoded(buf), len(buf)) == nil {
+			c.cfg.QueueDepth(1, c.out.Len())
+		}
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	_, _ = c.nc.Write(buf)
 }
+
+// encoded is a packet already encoded (writeNow's, for a driven Conn): its
+// AppendTo appends its bytes whatever the version.
+type encoded []byte
+
+func (e encoded) AppendTo(dst []byte, _ mqtt.Version) ([]byte, error) { return append(dst, e...), nil }
+func (e encoded) Decode(mqtt.FixedHeader, []byte, mqtt.Version) error { return errEncoded }
+func (e encoded) Type() mqtt.PacketType {
+	if len(e) == 0 {
+		return 0
+	}
+	return mqtt.PacketType(e[0] >> 4)
+}
+
+var errEncoded = errors.New("session: an encoded packet is not decoded")
 
 // buildPublish makes the PUBLISH of a delivery for this connection. s.mu of
 // the session is held; it reads only fields fixed at CONNECT.

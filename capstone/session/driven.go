@@ -135,14 +135,12 @@ func (c *Conn) Output(dst []byte) (out []byte, end bool) {
 	if c.closing {
 		return dst, true
 	}
-	dst = append(dst, c.early...)
-	c.early = nil
 	killed := c.Reason() != ""
 	if killed && c.killWhy == ReasonSlowConsumer {
 		c.closing = true
 		return dst, true
 	}
-	items := c.out.Drain(nil)
+	items := c.out.Take() // an idle Conn keeps no array
 	if len(items) > 0 {
 		c.cfg.QueueDepth(-len(items), 0)
 	}
@@ -170,7 +168,7 @@ func (c *Conn) Finish() {
 	if c.Reason() == "" {
 		c.Kill(0, ReasonEOF)
 	}
-	if n := len(c.out.Drain(nil)); n > 0 {
+	if n := len(c.out.Take()); n > 0 {
 		c.cfg.QueueDepth(-n, 0) // discarded
 	}
 	if !c.connected {
