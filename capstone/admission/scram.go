@@ -43,6 +43,9 @@ const (
 	ReasonBadAuthMethod = "bad_auth_method" // an Authentication Method not supported: 0x8C
 	ReasonAuthFailed    = "auth_failed"     // a failed SCRAM exchange: 0x87
 	ReasonAuthRequired  = "auth_required"   // no method, and no password file to fall back on: 0x87
+	// ReasonReauthFailed counts a failed re-authentication: a connection
+	// admitted before is closed (DISCONNECT 0x87), not one refused.
+	ReasonReauthFailed = "reauth_failed"
 )
 
 // MinSCRAMIterations is the fewest PBKDF2 iterations a verifier may have
@@ -211,8 +214,9 @@ func (u *SCRAMUsers) lookup(user string) (scram.StoredCredentials, error) {
 // a connection's first, or a re-authentication. It is not safe for
 // concurrent use (one connection's reader drives it).
 type Exchange struct {
-	a    *Admitter
-	conv *scram.ServerConversation
+	a      *Admitter
+	conv   *scram.ServerConversation
+	failed string // the reason a failure counts: ReasonAuthFailed or ReasonReauthFailed
 }
 
 // StartAuth begins an exchange for the Authentication Method a client
@@ -224,38 +228,53 @@ func (a *Admitter) StartAuth(method string) (*Exchange, mqtt.ReasonCode) {
 		a.count(ReasonBadAuthMethod)
 		return nil, mqtt.BadAuthenticationMethod
 	}
+	return a.start(ReasonAuthFailed)
+}
+
+// StartReauth begins a re-authentication (AUTH 0x19) on a connection that
+// authenticated with method: as StartAuth, but its failures count
+// ReasonReauthFailed, since they close a connection admitted before.
+func (a *Admitter) StartReauth(method string) (*Exchange, mqtt.ReasonCode) {
+	if method != MethodSCRAMSHA256 || a.cfg.SCRAM == nil {
+		a.count(ReasonReauthFailed)
+		return nil, mqtt.BadAuthenticationMethod
+	}
+	return a.start(ReasonReauthFailed)
+}
+
+func (a *Admitter) start(failed string) (*Exchange, mqtt.ReasonCode) {
 	srv, err := scram.SHA256.NewServer(a.cfg.SCRAM.lookup)
 	if err != nil {
-		a.count(ReasonAuthFailed)
+		a.count(failed)
 		return nil, mqtt.NotAuthorized
 	}
-	return &Exchange{a: a, conv: srv.NewConversation()}, mqtt.Success
+	return &Exchange{a: a, conv: srv.NewConversation(), failed: failed}, mqtt.Success
 }
 
 // Step takes the client's Authentication Data and returns the server's
 // next: after the client-first message (in CONNECT, or in AUTH 0x19) the
 // server-first message, with done false; after the client-final message
 // (AUTH 0x18) the server-final message, with done true. An error (counted
-// ReasonAuthFailed) means the exchange failed: a malformed message, a wrong
+// ReasonAuthFailed, or ReasonReauthFailed) means the exchange failed: a malformed message, a wrong
 // proof, an unknown user, or a step too many; the client is not
 // authenticated (0x87 Not authorized).
 func (e *Exchange) Step(data []byte) (reply []byte, done bool, err error) {
 	out, err := e.conv.Step(string(data))
 	if err != nil {
-		e.a.count(ReasonAuthFailed)
+		e.a.count(e.failed)
 		return nil, true, fmt.Errorf("SCRAM exchange: %w", err)
 	}
 	if !e.conv.Done() {
 		if z := e.conv.AuthzID(); z != "" && z != e.conv.Username() {
 			// Acting for another user (RFC 5802's authzid) is not
 			// supported: a client is who it proves to be.
-			e.a.count(ReasonAuthFailed)
+			e.a.count(e.failed)
 			return nil, true, fmt.Errorf("SCRAM exchange: authorization identity %q is not the user", z)
 		}
 		return []byte(out), false, nil
 	}
 	if !e.conv.Valid() {
-		e.a.count(ReasonAuthFailed)
+		e.a.count(e.failed)
 		return nil, true, errors.New("SCRAM exchange: not valid")
 	}
 	return []byte(out), true, nil
@@ -264,3 +283,14 @@ func (e *Exchange) Step(data []byte) (reply []byte, done bool, err error) {
 // User is the user name the client authenticates as (known after the
 // first Step).
 func (e *Exchange) User() string { return e.conv.Username() }
+
+// Confirm reports whether the exchange's user is name (the CONNECT's User
+// Name, or the user a re-authenticating connection proved before). A
+// mismatch fails the exchange, counted as any failure is.
+func (e *Exchange) Confirm(name string) bool {
+	if e.conv.Username() == name {
+		return true
+	}
+	e.a.count(e.failed)
+	return false
+}

@@ -208,3 +208,29 @@ func TestParseSCRAMUsers_Errors(t *testing.T) {
 	_, err = HashSCRAM("a", "pw", 100)
 	assert.Error(t, err)
 }
+
+// A failed re-authentication counts apart (ReasonReauthFailed): it closes
+// a connection admitted before, it refuses none. Confirm fails an exchange
+// whose user is not the one expected, counted as its failures are.
+func TestSCRAM_ReauthFailuresCountApart(t *testing.T) {
+	line, err := HashSCRAM("alice", "pw", 0)
+	require.NoError(t, err)
+	a := scramAdmitter(t, line)
+	e, code := a.StartReauth(MethodSCRAMSHA256)
+	require.Equal(t, mqtt.Success, code)
+	_, _, err = e.Step([]byte("garbage"))
+	assert.Error(t, err)
+	e, _ = a.StartReauth(MethodSCRAMSHA256)
+	_, _, err = e.Step([]byte("n,,n=bob,r=abc"))
+	require.NoError(t, err)
+	assert.False(t, e.Confirm("alice"))
+	assert.Equal(t, uint64(2), a.Counts()[ReasonReauthFailed])
+	assert.Zero(t, a.Counts()[ReasonAuthFailed])
+
+	e, _ = a.StartAuth(MethodSCRAMSHA256)
+	_, _, err = e.Step([]byte("n,,n=alice,r=abc"))
+	require.NoError(t, err)
+	assert.True(t, e.Confirm("alice"))
+	assert.False(t, e.Confirm("bob"))
+	assert.Equal(t, uint64(1), a.Counts()[ReasonAuthFailed])
+}

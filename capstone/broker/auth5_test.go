@@ -478,3 +478,33 @@ func TestAuth_MalformedAuth(t *testing.T) {
 	assert.Equal(t, uint64(1), counter(b, "refused_auth_protocol"))
 	assert.Zero(t, counter(b, "refused_auth_failed"))
 }
+
+// connections_refused{reason="auth"} counts connections refused at their
+// CONNECT, the CONNECT whose User Name is not the SCRAM user among them; a
+// failed re-authentication closes an admitted connection and counts in
+// connections_closed{reason="auth_failed"} only.
+func TestAuth_RefusedMetricCountsRefusalsOnly(t *testing.T) {
+	m := ops.NewMetrics()
+	_, addr := startBroker(t, Config{Admission: admission.Config{SCRAM: scramUsers(t)}, Metrics: m})
+	refused := func() float64 { return testutil.ToFloat64(m.ConnectionsRefused.WithLabelValues(ops.RefuseAuth)) }
+
+	c, _, ack := scramConnect(t, addr, "mr", "alice", "wonderland")
+	require.Equal(t, mqtt.Success, ack.ReasonCode)
+	d, ok := reauth(t, c, scramMethod, "alice", "wrong").(*mqtt.Disconnect)
+	require.True(t, ok)
+	assert.Equal(t, mqtt.NotAuthorized, d.ReasonCode)
+	c.closed(t)
+	assert.Zero(t, refused(), "a failed re-authentication refuses no connection")
+	assert.Equal(t, float64(1), testutil.ToFloat64(m.ConnectionsClosed.WithLabelValues(session.ReasonAuthFailed)))
+
+	conv, first := scramConv(t, "alice", "wonderland")
+	u := dialRaw(t, addr)
+	u.r.SetVersion(mqtt.V5)
+	cp := &mqtt.Connect{Version: mqtt.V5, ClientID: "mr2", CleanStart: true, Username: "bob", HasUsername: true}
+	cp.Properties.AuthMethod, cp.Properties.AuthData = scramMethod, first
+	u.send(t, cp)
+	a := u.next(t).(*mqtt.Auth)
+	u.send(t, authPkt(mqtt.ContinueAuthentication, scramMethod, step(t, conv, a.Properties.AuthData)))
+	assert.Equal(t, mqtt.NotAuthorized, u.next(t).(*mqtt.Connack).ReasonCode)
+	assert.Equal(t, float64(1), refused(), "the User Name that is not the SCRAM user is a refusal")
+}

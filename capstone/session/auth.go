@@ -113,9 +113,9 @@ func (c *Conn) continueAuth(h mqtt.FixedHeader, body []byte) error {
 // authenticated finishes the CONNECT once its exchange succeeded: the
 // CONNACK carries the method and the server's last data.
 func (c *Conn) authenticated(reply []byte) error {
-	cp := c.ext.cp
-	c.ext.user, c.ext.ex, c.ext.cp = c.ext.ex.User(), nil, nil
-	if cp.HasUsername && cp.Username != c.ext.user {
+	cp, ex := c.ext.cp, c.ext.ex
+	c.ext.user, c.ext.ex, c.ext.cp = ex.User(), nil, nil
+	if cp.HasUsername && !ex.Confirm(cp.Username) {
 		// The CONNECT's User Name, if any, must be the user proved.
 		return c.refuseConnect(mqtt.NotAuthorized, "auth_failed")
 	}
@@ -145,12 +145,12 @@ func (c *Conn) reauth(p *mqtt.Auth) error {
 	case p.ReasonCode == mqtt.ReAuthenticate && c.ext.ex == nil:
 		// [MQTT-4.12.1-1] the client starts a re-authentication with AUTH
 		// 0x19; packets keep flowing under the old one meanwhile.
-		ex, code := c.cfg.Admission.StartAuth(c.ext.method)
+		ex, code := c.cfg.Admission.StartReauth(c.ext.method)
 		if code != mqtt.Success {
 			return fail()
 		}
 		reply, done, err := ex.Step(p.Properties.AuthData)
-		if err != nil || ex.User() != c.ext.user {
+		if err != nil || !ex.Confirm(c.ext.user) {
 			// A connection stays the user it proved to be.
 			return fail()
 		}
