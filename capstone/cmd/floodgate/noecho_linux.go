@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -72,6 +75,28 @@ func (q *quietTTY) Read(b []byte) (int, error) {
 	defer func() {
 		_ = setTermios(q.f, old)
 		_, _ = fmt.Fprintln(q.tell)
+	}()
+	// A Ctrl-C (or a SIGTERM, SIGHUP) while the echo is off would leave
+	// the terminal silent: restore it, then die of the signal as before.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case sig := <-sigs:
+			_ = setTermios(q.f, old)
+			signal.Reset(sig)
+			_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+		case <-done:
+		}
+	}()
+	defer func() {
+		signal.Stop(sigs)
+		close(done)
+		wg.Wait()
 	}()
 	_, _ = fmt.Fprint(q.tell, "password (not shown): ")
 	if echoOff != nil {

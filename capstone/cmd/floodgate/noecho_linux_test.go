@@ -3,9 +3,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,4 +92,62 @@ func TestRun_SCRAMHashNoEcho(t *testing.T) {
 		require.NoError(t, err, "shown so far: %q", shown)
 	}
 	assert.NotContains(t, string(shown), "wonderland", "the password showed on the terminal")
+}
+
+// noEchoHelperEnv makes TestNoEchoHelper act as `floodgate -scram-hash`.
+const noEchoHelperEnv = "FLOODGATE_NOECHO_HELPER"
+
+// TestNoEchoHelper is not a test on its own: TestRun_SCRAMHashInterrupted
+// runs the test binary again with noEchoHelperEnv set and a
+// pseudo-terminal as standard input, and this reads a password from it.
+func TestNoEchoHelper(t *testing.T) {
+	if os.Getenv(noEchoHelperEnv) == "" {
+		t.Skip("run by TestRun_SCRAMHashInterrupted")
+	}
+	stdin = noEcho(os.Stdin, os.Stderr)
+	_ = printSCRAMLine("alice", 0, os.Stdout)
+}
+
+// A Ctrl-C at the password prompt ends the program as it always did, but
+// leaves the terminal echoing again.
+func TestRun_SCRAMHashInterrupted(t *testing.T) {
+	_, slave := openPTY(t)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	helper := exec.Command(exe, "-test.run=^TestNoEchoHelper$", "-test.count=1")
+	helper.Env = append(os.Environ(), noEchoHelperEnv+"=1")
+	helper.Stdin = slave
+	stderr, err := helper.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, helper.Start())
+	waited := false
+	t.Cleanup(func() {
+		if !waited {
+			_ = helper.Process.Kill()
+			_ = helper.Wait()
+		}
+	})
+
+	// The prompt comes once the echo is off.
+	require.NoError(t, stderr.(*os.File).SetReadDeadline(time.Now().Add(30*time.Second)))
+	r := bufio.NewReader(stderr)
+	var seen []byte
+	for !bytes.Contains(seen, []byte("password")) {
+		b, err := r.ReadByte()
+		require.NoError(t, err, "no prompt; stderr so far: %q", seen)
+		seen = append(seen, b)
+	}
+	mid, err := termios(slave)
+	require.NoError(t, err)
+	require.Zero(t, mid.Lflag&unix.ECHO, "the echo is off at the prompt")
+
+	require.NoError(t, helper.Process.Signal(os.Interrupt))
+	err = helper.Wait()
+	waited = true
+	var ee *exec.ExitError
+	require.True(t, errors.As(err, &ee), "the helper ended with %v", err)
+	assert.Equal(t, syscall.SIGINT, ee.Sys().(syscall.WaitStatus).Signal(), "it dies of the signal")
+	after, err := termios(slave)
+	require.NoError(t, err)
+	assert.NotZero(t, after.Lflag&unix.ECHO, "the terminal echoes again")
 }
