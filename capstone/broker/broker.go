@@ -41,7 +41,10 @@ var ErrBadConfig = errors.New("broker: bad config")
 // session defaults, no authentication.
 type Config struct {
 	// Session holds the per-connection limits (packet size, windows,
-	// queues, timeouts); see session.Config for the defaults.
+	// queues, timeouts); see session.Config for the defaults. Each
+	// client's outbound queue is bounded in bytes (Session.MaxQueuedBytes,
+	// 1 MiB) with a packet cap behind it (Session.MaxQueued, 16,384): a
+	// client over either is disconnected as a slow consumer.
 	Session session.Config
 	// Admission holds the connection cap, accept rate, credentials, ACL
 	// and per-client rate limits; the zero value admits everyone.
