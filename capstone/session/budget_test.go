@@ -238,3 +238,26 @@ func TestBudget_PendingListFull(t *testing.T) {
 	assert.Equal(t, ReasonSlowConsumer, c.Reason())
 	assert.Equal(t, 1, hub.count(ReasonSlowConsumer+"_pending"))
 }
+
+// A Config filled by Defaults is only read by NewConn and NewDriven, so
+// connections made at once may share it (run with -race).
+func TestConfig_DefaultsShared(t *testing.T) {
+	cfg := &Config{}
+	cfg.Defaults()
+	want := *cfg
+	hub := newTestHub()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := NewDriven(cfg, hub, mqtt.Success, func() {})
+			c.Fail(errTestEOF{})
+			c.Finish()
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, want.MaxPacketSize, cfg.MaxPacketSize)
+	assert.Equal(t, want.WriteTimeout, cfg.WriteTimeout)
+	assert.Equal(t, want.Admission, cfg.Admission)
+}

@@ -115,6 +115,12 @@ type Config struct {
 	QueueDepth func(delta, depth int)
 }
 
+// Defaults sets cfg's zero fields to their defaults, as NewConn and
+// NewDriven do. A Config so filled before it is shared may be given to
+// any number of NewConn and NewDriven calls at once, with no copy per
+// connection: they only read it.
+func (cfg *Config) Defaults() { cfg.fill() }
+
 func (cfg *Config) fill() {
 	if cfg.MaxPacketSize <= 0 {
 		cfg.MaxPacketSize = mqtt.DefaultMaxPacketSize
