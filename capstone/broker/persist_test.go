@@ -537,3 +537,36 @@ func TestPersist_BusyStoreRefusesSubscribe(t *testing.T) {
 	assert.Empty(t, e5.st.Subscriptions(), "no subscription was made")
 	assert.Empty(t, e3.st.Subscriptions(), "no subscription was made")
 }
+
+// A SUBSCRIBE's retained messages wait with its SUBACK for the session's
+// record to commit. If the client reconnects to its session meanwhile, the
+// SUBACK goes to the old connection and is lost with it, but the
+// subscription is the session's: the retained messages it asked for go to
+// the new connection (they were dropped, and the client never resubscribes).
+func TestPersist_HeldSubscribeRetainedGoToNewConnection(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open()
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
+	pub.send(t, &mqtt.Publish{QoS: 1, PacketID: 1, Retain: true, Topic: []byte("r"), Payload: []byte("kept")})
+	require.IsType(t, &mqtt.PubAck{}, pub.next(t))
+
+	sub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
+	st.shut()
+	require.IsType(t, &mqtt.PingResp{}, pingThen(t, sub,
+		&mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "r", QoS: 1}}}))
+	<-st.entered // the session's record is in a transaction, held at the gate
+	sub.send(t, &mqtt.Disconnect{})
+	assert.Nil(t, sub.closed(t))
+	sub, ack := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
+	require.True(t, ack.SessionPresent)
+	st.open()
+	b.w.Flush() // the held SUBACK is decided: its retained messages are out
+	got, ok := pingThen(t, sub, &mqtt.PingReq{}).(*mqtt.Publish)
+	require.True(t, ok, "the retained message comes to the new connection")
+	assert.Equal(t, "kept", string(got.Payload))
+	assert.True(t, got.Retain)
+}

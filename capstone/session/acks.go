@@ -93,7 +93,10 @@ func (s *State) release(h heldAck, ok bool) {
 		return
 	}
 	h.c.send(h.p)
-	if len(h.after) > 0 && h.c == s.conn {
+	// The retained messages are the session's, not the connection's: if
+	// the client came back meanwhile, they go to its new connection (or
+	// wait for it, QoS 1/2), though the SUBACK went with the old one.
+	if len(h.after) > 0 {
 		now := time.Now()
 		for _, p := range h.after {
 			s.deliverLocked(p, now)
