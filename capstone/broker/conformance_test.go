@@ -156,34 +156,52 @@ func TestSession_TakeoverTells5Client(t *testing.T) {
 
 // Takeover is race-free: clients racing for one id each get a CONNACK only
 // after the previous owner has been closed, so once all are answered exactly
-// n-1 were taken over and one session exists.
+// n-1 were taken over and one session exists. Each hears its CONNACK
+// before anything else [MQTT-3.2.0-1], even when a takeover kills it right
+// after the broker made it the owner (TestSession_TakeoverInConnackGap
+// forces that interleaving; this runs it as the scheduler falls), then
+// DISCONNECT 0x8E: the last one when one more client takes over from it.
 func TestSession_TakeoverRace(t *testing.T) {
 	b, addr := startBroker(t, Config{})
 	const n = 8
-	acks := make(chan mqtt.ReasonCode, n)
+	acks := make(chan mqtt.ReasonCode, n)  // each client's first packet: CONNACK's code, 0xFF for anything else
+	discs := make(chan mqtt.ReasonCode, n) // its second: DISCONNECT's code, 0xFF for anything else
 	for range n {
 		c := dialRaw(t, addr)
 		c.r.SetVersion(mqtt.V5)
 		go func() {
 			buf, _ := (&mqtt.Connect{Version: mqtt.V5, ClientID: "contested"}).AppendTo(nil, mqtt.V5)
 			_ = c.nc.SetDeadline(time.Now().Add(wait))
-			if _, err := c.nc.Write(buf); err != nil {
-				acks <- 0xFF
-				return
+			code := mqtt.ReasonCode(0xFF)
+			if _, err := c.nc.Write(buf); err == nil {
+				if p, err := c.r.ReadPacket(); err == nil {
+					if ack, ok := p.(*mqtt.Connack); ok {
+						code = ack.ReasonCode
+					}
+				}
 			}
-			p, err := c.r.ReadPacket()
-			if ack, ok := p.(*mqtt.Connack); ok && err == nil {
-				acks <- ack.ReasonCode
-				return
+			acks <- code
+			code = 0xFF
+			if p, err := c.r.ReadPacket(); err == nil {
+				if d, ok := p.(*mqtt.Disconnect); ok {
+					code = d.ReasonCode
+				}
 			}
-			acks <- 0xFF
+			discs <- code
 		}()
 	}
 	for range n {
-		assert.Equal(t, mqtt.Success, <-acks)
+		assert.Equal(t, mqtt.Success, <-acks, "first packet: CONNACK 0x00")
 	}
 	assert.Equal(t, uint64(n-1), counter(b, "disconnect_session_taken_over"))
 	assert.Equal(t, 1, b.Sessions())
+	last, _ := connectRaw(t, addr, &mqtt.Connect{Version: mqtt.V5, ClientID: "contested"})
+	for range n {
+		assert.Equal(t, mqtt.SessionTakenOver, <-discs, "second packet: DISCONNECT 0x8E")
+	}
+	assert.Equal(t, uint64(n), counter(b, "disconnect_session_taken_over"))
+	last.send(t, &mqtt.PingReq{})
+	assert.IsType(t, &mqtt.PingResp{}, last.next(t), "the last client holds the session")
 }
 
 // [MQTT-3.1.2-5 (5.0)] Session Expiry 0 ends the session with the

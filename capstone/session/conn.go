@@ -63,6 +63,9 @@ type Hub interface {
 	// Open finds or makes the session for client id, closing and waiting
 	// for any connection that holds it [MQTT-3.1.4-2]; clean discards an
 	// existing one [MQTT-3.1.2-4]. present is CONNACK's Session Present.
+	// c may be Killed (taken over) as soon as Open has made it the owner:
+	// the Kill then takes effect once c's CONNACK is queued, so the
+	// client hears CONNACK before DISCONNECT [MQTT-3.2.0-1].
 	Open(c *Conn, id string, clean bool) (st *State, present bool)
 	// Route delivers m to its subscribers and reports whether any matched.
 	Route(m *router.Message) bool
@@ -190,10 +193,10 @@ type Conn struct {
 	closing   bool // Output has reported the end
 
 	killCode mqtt.ReasonCode // written once, before killed is set
-	killing  bool            // Kill has run or runs; guarded by mu
+	stage    killStage       // how far Kill has gone (and whether a CONNACK is due); guarded by mu
 	finished bool            // the connection has ended, Closed included; guarded by mu
-	killed   atomic.Bool     // Kill has decided: killCode and killWhy are set
-	mu       sync.Mutex      // guards killing, finished and done; held through Kill's work
+	killed   atomic.Bool     // Kill has taken effect: killCode and killWhy are set
+	mu       sync.Mutex      // guards stage, finished and done; held through Kill's work
 	done     chan struct{}   // made by Done; closed once finished
 	killWhy  string
 
@@ -280,7 +283,11 @@ func (c *Conn) Reason() string {
 // Kill ends the connection: a 5.0 client is sent DISCONNECT with code when
 // code is not Success (after the packets already queued, unless reason is
 // ReasonSlowConsumer), then the socket closes. Only the first call counts.
-// Kill never blocks.
+// Kill never blocks. A Kill that comes while the CONNACK is due (from
+// Hub.Open until the CONNACK is queued: a takeover racing the CONNECT)
+// is counted at once and takes effect right after the CONNACK is queued,
+// so a client never hears DISCONNECT without a CONNACK before it
+// [MQTT-3.2.0-1]; until then Reason is "".
 func (c *Conn) Kill(code mqtt.ReasonCode, reason string) { c.kill(code, reason, "") }
 
 // kill is Kill; also is a counter counted with the disconnect, if this
@@ -289,10 +296,9 @@ func (c *Conn) kill(code mqtt.ReasonCode, reason, also string) {
 	// A second call waits for the first to finish, as with a sync.Once.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.killing {
+	if c.stage >= killDeferred {
 		return
 	}
-	c.killing = true
 	c.killCode, c.killWhy = code, reason
 	// Counted before the socket closes, so whoever sees the close sees
 	// the count.
@@ -300,6 +306,28 @@ func (c *Conn) kill(code mqtt.ReasonCode, reason, also string) {
 		c.hub.Count(also)
 	}
 	c.hub.Count("disconnect_" + reason)
+	if c.stage == connackDue {
+		c.stage = killDeferred // connackQueued stops c, behind its CONNACK
+		return
+	}
+	c.stage = killStopped
+	c.stop()
+}
+
+// killStage is how far a Conn is in being killed (Conn.stage). A Kill that
+// comes while the CONNACK is due waits for it to be queued.
+type killStage uint8
+
+const (
+	notKilled    killStage = iota
+	connackDue             // not killed; Hub.Open may have made c the owner, the CONNACK is not queued yet
+	killDeferred           // killed while the CONNACK was due: counted, not stopped yet
+	killStopped            // killed and stopped
+)
+
+// stop makes a Kill take effect: Reason, the queue closed, the socket's
+// reader and writer cut short, the loop woken. c.mu is held.
+func (c *Conn) stop() {
 	c.killed.Store(true)
 	c.out.Close() // wakes the goroutine engine's writer
 	// Cut short a write stuck on a client that does not read, and
@@ -311,6 +339,34 @@ func (c *Conn) kill(code mqtt.ReasonCode, reason, also string) {
 	}
 	if c.wake != nil {
 		c.wake()
+	}
+}
+
+// markConnackDue marks the CONNACK due, before Hub.Open may make c its
+// session's owner, and reports true; or it reports false for a connection
+// already killed (a shutdown while its CONNECT was handled), which must
+// then open no session and get no CONNACK.
+func (c *Conn) markConnackDue() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stage != notKilled {
+		return false
+	}
+	c.stage = connackDue
+	return true
+}
+
+// connackQueued runs once the CONNACK is queued (or refused by the queue):
+// a Kill that came while it was due takes effect now, behind it.
+func (c *Conn) connackQueued() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.stage {
+	case connackDue:
+		c.stage = notKilled
+	case killDeferred:
+		c.stage = killStopped
+		c.stop()
 	}
 }
 

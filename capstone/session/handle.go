@@ -182,8 +182,17 @@ func (c *Conn) accept(cp *mqtt.Connect, ack *mqtt.Connack) error {
 		ack.Properties.TopicAliasMaximum = c.cfg.TopicAliasMaximum
 		ack.Properties.MaximumPacketSize = uint32(c.cfg.MaxPacketSize)
 	}
+	if !c.markConnackDue() {
+		return closeWith(0, c.Reason()) // killed meanwhile: no session, no CONNACK
+	}
+	// From here a takeover may find c the owner and Kill it: the Kill
+	// waits for connackQueued, so the CONNACK goes first, before the
+	// takeover's DISCONNECT [MQTT-3.2.0-1]. It is queued with send,
+	// never held behind store commits (sendAfter): a takeover waits for
+	// c to end, and c must not wait for the store to end.
 	c.st, ack.SessionPresent = c.hub.Open(c, c.id, cp.CleanStart)
 	c.send(ack) // the writer starts after this: CONNACK goes first [MQTT-3.2.0-1]
+	c.connackQueued()
 	return nil
 }
 
