@@ -27,7 +27,20 @@ func mochi(t *testing.T) string {
 	require.NoError(t, err)
 	srv, err := mochibroker.Start(ln, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() {
+		// mochi v2.7.9's Close can deadlock while clients are still being
+		// deleted: Clients.GetByListener read-locks the map twice (via
+		// Len), and a Delete that asks for the write lock in between
+		// blocks both for good. So wait, at most 10 s, until the clients
+		// the run closed are gone; mochi has no event for it to wait on.
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.Clients.Len() > 0 && time.Now().Before(deadline) {
+			<-tick.C
+		}
+		srv.Close()
+	})
 	return ln.Addr().String()
 }
 
@@ -137,7 +150,10 @@ func TestScenario_HoldLoadSweepsAndCountsEveryClient(t *testing.T) {
 	assert.Equal(t, []string{"start", "ramped", "published", "swept", "census"}, names)
 	assert.EqualValues(t, 203, res.MarkNamed("census").Ready)
 	assert.Nil(t, res.MarkNamed("nope"))
-	assert.Positive(t, res.BrokerRSSPerConn)
+	// The broker is this process: its RSS may shrink after a GC, so only
+	// check that it was read.
+	assert.Positive(t, res.BrokerRSSAfter)
+	assert.NotZero(t, res.BrokerRSSPerConn)
 }
 
 // With a keepalive of 1 s, the broker closes a client that sends nothing
