@@ -31,7 +31,8 @@ func mochi(t *testing.T) string {
 		// mochi v2.7.9's Close can deadlock while clients are still being
 		// deleted: Clients.GetByListener read-locks the map twice (via
 		// Len), and a Delete that asks for the write lock in between
-		// blocks both for good. So wait, at most 10 s, until the clients
+		// blocks both for good (mochi-mqtt/server#488, fix in PR #489, open).
+		// So wait, at most 10 s, until the clients
 		// the run closed are gone; mochi has no event for it to wait on.
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
