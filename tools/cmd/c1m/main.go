@@ -83,6 +83,7 @@ func main() {
 	flag.StringVar(&o.brokerRev, "broker-rev", "", "build the broker from this git revision (git archive) instead of the working tree")
 	flag.StringVar(&o.brokerFlags, "broker-flags", "", "more flags for the broker")
 	flag.StringVar(&o.out, "out", "", "results directory (default: $TMPDIR/floodgate-c1m-TIME)")
+	flag.BoolVar(&o.checkOnly, "check", false, "only check the limits and show the plan, then exit (0: it fits)")
 	redraw := flag.String("redraw", "", "only write summary.md and chart.png again from DIR/result.json, and exit")
 	flag.Parse()
 	if *redraw != "" {
@@ -148,6 +149,13 @@ func run(o options, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, limits.ErrWontFit) || errors.Is(err, limits.ErrNotRoot) {
 		fmt.Fprintln(stderr, "c1m: refusing:", err)
 		return exitRefused
+	}
+	if o.checkOnly && err == nil {
+		fmt.Fprintln(stdout, "c1m: it fits (-check: nothing started)")
+		if o.out == "" {
+			os.Remove(out) // the empty directory made above
+		}
+		return exitHeld
 	}
 	code := exitShort
 	if rep != nil {
@@ -237,6 +245,11 @@ func (d *driver) run(ctx context.Context) (*Report, error) {
 	canApply := o.apply && d.euid == 0
 	if err := fit.Err(canApply); err != nil {
 		return nil, err
+	}
+	d.say("plan: %s clients (%s publishers) over %d event loops with private fd tables (at most %s sockets each) and %d source addresses; broker -engine %s -max-conns %d; %d sysctl raise(s)",
+		group(int64(o.conns)), group(int64(o.pairs)), p.loops, group(p.need.FilesPerTable), p.srcs, o.engine, o.conns, len(fit.Plan))
+	if o.checkOnly {
+		return nil, nil
 	}
 	rep := &Report{Date: time.Now().UTC(), Command: d.command, Machine: machine(o.root),
 		Conns: o.conns, Pairs: o.pairs, Rate: o.rate, HoldS: o.hold.Seconds(), Loops: p.loops,

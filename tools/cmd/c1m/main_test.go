@@ -129,6 +129,19 @@ func TestRun_RefusesWhenMemoryIsShort(t *testing.T) {
 	assert.Empty(t, entries, "nothing applied, built or written")
 }
 
+func TestRun_CheckOnlyStartsNothing(t *testing.T) {
+	o := defaults()
+	o.root = fakeProc(t, 23<<20, "2466170")
+	o.out = t.TempDir()
+	o.checkOnly = true
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, exitHeld, run(o, []string{"c1m"}, &stdout, &stderr), stderr.String())
+	assert.Contains(t, stdout.String(), "c1m: plan: 1,000,000 clients (500 publishers) over 57 event loops with private fd tables (at most 17,661 sockets each) and 101 source addresses; broker -engine epoll -max-conns 1000000; 1 sysctl raise(s)")
+	assert.Contains(t, stdout.String(), "it fits")
+	assert.NotContains(t, stdout.String(), "starting the broker")
+	assert.Equal(t, "262144", sysctlAt(t, o.root, "net/netfilter/nf_conntrack_max"), "nothing applied")
+}
+
 func TestRun_RefusesShortFilesWithoutRoot(t *testing.T) {
 	o := defaults()
 	o.root = fakeProc(t, 23<<20, "1500000")

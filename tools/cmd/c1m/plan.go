@@ -35,6 +35,7 @@ type options struct {
 	engine      string
 	brokerBin   string
 	brokerRev   string
+	checkOnly   bool
 	brokerFlags string
 	out         string
 	root        string // where /proc is: "/" (tests: a fixture)
