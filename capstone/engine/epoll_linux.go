@@ -493,6 +493,15 @@ func (l *loop) run() error {
 	events := make([]unix.EpollEvent, l.cfg.MaxEvents)
 	var batch []*econn
 	var deadline time.Time // epf's read deadline now
+	// The wait's result and the poller's callback live outside the loop:
+	// a closure made per turn escaped to the heap (two allocations per
+	// wake-up, about 0.65 per message at 20K msg/s).
+	var n int
+	var werr error
+	wait := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		return n > 0 || werr != nil && !errors.Is(werr, unix.EINTR)
+	}
 	for {
 		// Wake for the wheel's next tick, if it holds anything.
 		next := time.Time{}
@@ -511,8 +520,7 @@ func (l *loop) run() error {
 		// events). A blocking epoll_wait would hold its P until sysmon
 		// took it back, up to 10 ms later on an idle runtime: that cost
 		// every message a wait for a P.
-		var n int
-		var werr error
+		n, werr = 0, nil
 		l.mu.Lock()
 		busy := len(l.ready) > 0 || l.stop && !l.stopping || l.nudged
 		l.sleeping = !busy
@@ -521,10 +529,13 @@ func (l *loop) run() error {
 		if busy { // the ready list waits: look at events, do not park
 			n, werr = unix.EpollWait(l.epfd, events, 0)
 		} else {
-			err = l.eprc.Read(func(fd uintptr) bool {
-				n, werr = unix.EpollWait(int(fd), events, 0)
-				return n > 0 || werr != nil && !errors.Is(werr, unix.EINTR)
-			})
+			// Let whatever is runnable run before this loop parks: a
+			// goroutine it just made ready (a client in this process,
+			// another loop) may answer at once, and the epoll_wait
+			// below then finds the answer without a park and a wake-up
+			// through the poller.
+			runtime.Gosched()
+			err = l.eprc.Read(wait)
 		}
 		l.mu.Lock()
 		l.sleeping = false

@@ -45,16 +45,24 @@ func (c *Conn) KeepAlive() time.Duration {
 // io.ErrUnexpectedEOF when b holds only part of it, or the codec's error
 // for a bad or oversized header.
 func Split(b []byte, maxSize int) (mqtt.FixedHeader, []byte, int, error) {
+	if len(b) < 2 {
+		// Feed ends nearly every read here, with b empty: no allocation
+		// (the codec's error for a short header is built with fmt).
+		return mqtt.FixedHeader{}, nil, 0, errPartial
+	}
 	h, hl, err := mqtt.ParseHeader(b, maxSize)
 	if err != nil {
 		return h, nil, 0, err
 	}
 	end := hl + int(h.RemainingLength)
 	if end > len(b) {
-		return h, nil, 0, fmt.Errorf("split: %s body: %w", h.Type, io.ErrUnexpectedEOF)
+		return h, nil, 0, errPartial
 	}
 	return h, b[hl:end], end, nil
 }
+
+// errPartial is Split's error for a packet not whole yet.
+var errPartial = fmt.Errorf("split: partial packet: %w", io.ErrUnexpectedEOF)
 
 // Connect handles the CONNECT (h and body; the caller must not change body
 // before Connect returns). On success the Conn is attached to its session, with
