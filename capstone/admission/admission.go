@@ -147,22 +147,38 @@ func (a *Admitter) Open() int64 { return a.open.Load() }
 // Accept runs when a connection arrives, before a byte is read. It returns
 // Success and a release function to call when the connection ends, or the
 // refusal's reason code (release is then a no-op). The connection cap is
-// checked first, then the accept rate.
+// checked first, then the accept rate. Release may be called more than
+// once; only the first call counts. It allocates a closure per connection:
+// a caller that holds many connections uses Admit and Release instead.
 func (a *Admitter) Accept(now time.Time) (code mqtt.ReasonCode, release func()) {
+	if code = a.Admit(now); code != mqtt.Success {
+		return code, func() {}
+	}
+	var once sync.Once
+	return mqtt.Success, func() { once.Do(a.Release) }
+}
+
+// Admit is Accept without the closure: it returns Success, after which the
+// caller must call Release exactly once when the connection ends, or the
+// refusal's reason code (and then must not call Release).
+func (a *Admitter) Admit(now time.Time) mqtt.ReasonCode {
 	n := a.open.Add(1)
 	if a.cfg.MaxConns > 0 && n > int64(a.cfg.MaxConns) {
 		a.open.Add(-1)
 		a.count(ReasonConnCap)
-		return mqtt.ServerBusy, func() {}
+		return mqtt.ServerBusy
 	}
 	if a.accept != nil && !a.accept.Allow(now) {
 		a.open.Add(-1)
 		a.count(ReasonAcceptRate)
-		return mqtt.ConnectionRateExceeded, func() {}
+		return mqtt.ConnectionRateExceeded
 	}
-	var once sync.Once
-	return mqtt.Success, func() { once.Do(func() { a.open.Add(-1) }) }
+	return mqtt.Success
 }
+
+// Release ends a connection that Admit admitted: it no longer counts
+// against MaxConns.
+func (a *Admitter) Release() { a.open.Add(-1) }
 
 // Authenticate checks the credentials of a CONNECT that names no
 // Authentication Method: Success, 0x86 Bad user name or password, or 0x87

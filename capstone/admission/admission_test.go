@@ -33,6 +33,31 @@ func TestAccept_CapAndRelease(t *testing.T) {
 	assert.Equal(t, []string{ReasonConnCap}, refused)
 }
 
+// Admit and Release: the cap without a closure per connection, and no
+// allocation for an admitted connection (the epoll engine holds many).
+func TestAdmit_CapAndReleaseAllocateNothing(t *testing.T) {
+	a, err := New(Config{MaxConns: 2})
+	require.NoError(t, err)
+	now := time.Unix(0, 0)
+	require.Equal(t, mqtt.Success, a.Admit(now))
+	require.Equal(t, mqtt.Success, a.Admit(now))
+	assert.Equal(t, mqtt.ServerBusy, a.Admit(now), "over the cap")
+	assert.Equal(t, int64(2), a.Open(), "a refusal holds no place")
+	a.Release()
+	assert.Equal(t, int64(1), a.Open())
+	assert.Equal(t, mqtt.Success, a.Admit(now), "a released place is free again")
+	assert.Equal(t, map[string]uint64{ReasonConnCap: 1}, a.Counts())
+	a.Release()
+	a.Release()
+	allocs := testing.AllocsPerRun(100, func() {
+		if a.Admit(now) == mqtt.Success {
+			a.Release()
+		}
+	})
+	assert.Zero(t, allocs, "allocations per Admit and Release")
+	assert.Equal(t, int64(0), a.Open())
+}
+
 // The accept rate refills with time (time is passed in).
 func TestAccept_Rate(t *testing.T) {
 	a, err := New(Config{AcceptRate: 1, AcceptBurst: 1})

@@ -117,12 +117,19 @@ type Broker struct {
 	counts  sync.Map // counter name -> *atomic.Uint64; a leaf lock
 	started time.Time
 
+	// releaseAccepted and releaseRefused end a connection of the epoll
+	// engine (newDriven): made once in New and shared by every
+	// connection, instead of a closure each.
+	releaseAccepted, releaseRefused func()
+
 	mu       sync.Mutex
 	sessions map[string]*entry // by client id
 	closed   bool
 }
 
-// entry is a session in the registry. Guarded by Broker.mu.
+// entry is a session in the registry. Guarded by Broker.mu. It is 64
+// bytes, one size class of the allocator: the broker keeps one per session,
+// so what is added here is paid by every idle connection.
 type entry struct {
 	st        *session.State
 	owner     *session.Conn // nil while offline
@@ -133,8 +140,26 @@ type entry struct {
 	// For the store: what the session record holds.
 	version        mqtt.Version
 	expiryInterval uint32
-	disconnectedAt time.Time  // zero while connected
+	offSince       int64      // when it went offline, Unix nanoseconds; 0 while connected
 	persist        *persister // its store link (nil without a store; see newEntry)
+}
+
+// disconnectedAt returns when the session went offline; the zero Time
+// while it is connected.
+func (e *entry) disconnectedAt() time.Time {
+	if e.offSince == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, e.offSince)
+}
+
+// setDisconnectedAt records when the session went offline; the zero Time
+// means connected.
+func (e *entry) setDisconnectedAt(t time.Time) {
+	e.offSince = 0
+	if !t.IsZero() {
+		e.offSince = t.UnixNano()
+	}
 }
 
 // New returns a Broker for cfg.
@@ -174,8 +199,20 @@ func New(cfg Config) (*Broker, error) {
 			}
 		}
 	}
+	// Filled once and shared: every connection's session.Conn points at
+	// b.cfg.Session instead of holding a copy (NewConn and NewDriven only
+	// read a filled Config).
+	cfg.Session.Defaults()
 	cfg.SysInterval = b.cfg.SysInterval
 	b.cfg, b.log, b.adm = cfg, cfg.Logger, adm
+	b.releaseAccepted = func() {
+		adm.Release()
+		if m := b.metrics; m != nil {
+			m.ConnectionsCurrent.Dec()
+		}
+		b.gauges()
+	}
+	b.releaseRefused = b.gauges
 	if b.store != nil {
 		b.w = b.newWriter()
 		if err := b.load(time.Now()); err != nil {
@@ -250,44 +287,41 @@ func (b *Broker) serveEpoll(ctx context.Context, ln net.Listener) error {
 }
 
 // newDriven makes the session of a connection the epoll engine accepted:
-// ServeConn's admission and counting, without a goroutine.
+// ServeConn's admission and counting, without a goroutine. It allocates
+// only the session.Conn: the Config is the broker's, and the release
+// function one of two made in New.
 func (b *Broker) newDriven(wake func()) (*session.Conn, func()) {
-	code, release := b.adm.Accept(time.Now())
-	m := b.metrics
+	code := b.adm.Admit(time.Now())
+	release := b.releaseRefused
 	if code == mqtt.Success {
-		b.Count("connections_accepted")
-		if m != nil {
-			m.ConnectionsAccepted.Inc()
-			m.ConnectionsCurrent.Inc()
-		}
+		b.accepted()
+		release = b.releaseAccepted
 	}
-	cfg := b.cfg.Session
-	c := session.NewDriven(&cfg, b, code, wake)
-	return c, func() {
-		release()
-		if m != nil && code == mqtt.Success {
-			m.ConnectionsCurrent.Dec()
-		}
-		b.gauges()
+	return session.NewDriven(&b.cfg.Session, b, code, wake), release
+}
+
+// accepted counts an admitted connection.
+func (b *Broker) accepted() {
+	b.Count("connections_accepted")
+	if m := b.metrics; m != nil {
+		m.ConnectionsAccepted.Inc()
+		m.ConnectionsCurrent.Inc()
 	}
 }
 
 // ServeConn serves one connection, of any kind, in the caller's goroutine
 // and closes it.
 func (b *Broker) ServeConn(ctx context.Context, nc net.Conn) {
-	code, release := b.adm.Accept(time.Now())
-	defer release()
+	code := b.adm.Admit(time.Now())
 	if code == mqtt.Success {
-		b.Count("connections_accepted")
+		b.accepted()
+		defer b.adm.Release()
 		if m := b.metrics; m != nil {
-			m.ConnectionsAccepted.Inc()
-			m.ConnectionsCurrent.Inc()
 			defer m.ConnectionsCurrent.Dec()
 			nc = &countingConn{Conn: nc, in: m.BytesIn, out: m.BytesOut}
 		}
 	}
-	cfg := b.cfg.Session
-	c := session.NewConn(&cfg, b, nc, code)
+	c := session.NewConn(&b.cfg.Session, b, nc, code)
 	c.Serve(ctx)
 	b.gauges()
 }
@@ -371,7 +405,7 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 			b.sessions[id] = e
 		}
 		e.owner = c
-		e.version, e.expiryInterval, e.disconnectedAt = c.Version(), c.SessionExpiry(), time.Time{}
+		e.version, e.expiryInterval, e.offSince = c.Version(), c.SessionExpiry(), 0
 		b.saveLocked(id, e)
 		b.mu.Unlock()
 		return e.st, present
@@ -437,7 +471,7 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 	}
 	e.owner = nil
 	e.expiryInterval = c.SessionExpiry()
-	e.disconnectedAt = time.Now()
+	e.setDisconnectedAt(time.Now())
 	expiry := e.expiryInterval
 	if expiry == 0 {
 		b.dropLocked(id, e)

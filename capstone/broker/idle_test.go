@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	mqtt "floodgate/ch03-networking/03-mqtt"
 	"github.com/stretchr/testify/require"
@@ -133,6 +134,30 @@ func idleClient(t *testing.T, addr string, i int) net.Conn {
 	require.NoError(t, nc.SetDeadline(time.Time{}))
 	ok = true
 	return nc
+}
+
+// TestNewDriven_AllocatesOnlyTheConn: what the broker adds to each epoll
+// connection besides its session.Conn is nothing: no copy of the session
+// Config (96 bytes, shared since 2026-11-25), no release closure of its own
+// nor admission's (48 and 36 bytes).
+func TestNewDriven_AllocatesOnlyTheConn(t *testing.T) {
+	b, err := New(Config{SysInterval: -1})
+	require.NoError(t, err)
+	allocs := testing.AllocsPerRun(100, func() {
+		c, release := b.newDriven(func() {})
+		if c == nil || release == nil {
+			t.Fatal("newDriven returned nil")
+		}
+		release()
+	})
+	require.Equal(t, 1.0, allocs, "allocations per newDriven and release (the Conn is one)")
+	require.Zero(t, b.adm.Open(), "every release gave its place back")
+}
+
+// TestEntry_Size: the registry's entry stays in the allocator's 64-byte
+// size class; one more field costs every session 16 bytes (the next class).
+func TestEntry_Size(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(entry{}), uintptr(64))
 }
 
 // TestIdle_GoroutinesPerConnection: an idle connection has no goroutine

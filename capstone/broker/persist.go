@@ -75,13 +75,13 @@ func (b *Broker) saveLocked(id string, e *entry) {
 		return // a session that ends with its connection is not kept
 	}
 	rec := store.Session{ClientID: id, ProtocolVersion: byte(e.version), ExpiryInterval: e.expiryInterval,
-		DisconnectedAt: e.disconnectedAt}
+		DisconnectedAt: e.disconnectedAt()}
 	for _, s := range e.st.Subscriptions() {
 		rec.Subscriptions = append(rec.Subscriptions, store.Subscription{Filter: s.Filter, QoS: byte(s.QoS),
 			NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, Identifier: s.ID})
 	}
 	if w := e.will; w != nil {
-		m := willMessage(id, w, e.disconnectedAt)
+		m := willMessage(id, w, e.disconnectedAt())
 		rec.Will = &store.Will{Message: toStore(m), DelayInterval: w.Properties.WillDelay}
 	}
 	b.submit("save session", store.Change{Op: store.OpSaveSession, Session: rec})
@@ -138,7 +138,8 @@ func (b *Broker) load(now time.Time) error {
 func (b *Broker) restore(rec store.Session, now time.Time) error {
 	id := rec.ClientID
 	e := b.newEntry(id, true)
-	e.version, e.expiryInterval, e.disconnectedAt = mqtt.Version(rec.ProtocolVersion), rec.ExpiryInterval, rec.DisconnectedAt
+	e.version, e.expiryInterval = mqtt.Version(rec.ProtocolVersion), rec.ExpiryInterval
+	e.setDisconnectedAt(rec.DisconnectedAt)
 	var subs []router.Sub
 	for _, s := range rec.Subscriptions {
 		group, _, err := topics.ParseShare(s.Filter)

@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,12 +78,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		engineName = fs.String("engine", broker.EngineGoroutine, "connection engine for plain TCP: goroutine (portable) or epoll (Linux event loops)")
 		loops      = fs.Int("epoll-loops", 0, "epoll engine: event loops (0: GOMAXPROCS, or as many as -max-conns needs with private fd tables)")
 		privateFDs = fs.Bool("epoll-private-fds", false, "epoll engine: give every loop its own fd table even when -max-conns does not need it (it does by itself when -max-conns is above RLIMIT_NOFILE)")
+		memLimit   = fs.String("memory-limit", "", "soft limit on the Go runtime's memory, e.g. 512MiB (runtime/debug.SetMemoryLimit): the collector runs more often near it, so the heap's headroom over many idle sessions stays small; GOGC still applies below it (default: none, or GOMEMLIMIT)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *scramHash != "" {
 		return printSCRAMLine(*scramHash, *scramIters, stdout)
+	}
+	var memoryLimit int64
+	if *memLimit != "" {
+		n, err := parseMemoryLimit(*memLimit)
+		if err != nil {
+			return err
+		}
+		memoryLimit = n
 	}
 	for _, p := range checkParts() {
 		if p.fatal {
@@ -182,6 +192,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, line := range connectionLimits(*maxConns, plan) {
 		fmt.Fprintln(stdout, line)
+	}
+	if memoryLimit > 0 {
+		debug.SetMemoryLimit(memoryLimit)
+		fmt.Fprintf(stdout, "memory limit %s bytes (-memory-limit): the collector keeps the Go runtime's memory under it\n", group(memoryLimit))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
