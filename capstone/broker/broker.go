@@ -121,6 +121,9 @@ type Broker struct {
 	// engine (newDriven): made once in New and shared by every
 	// connection, instead of a closure each.
 	releaseAccepted, releaseRefused func()
+	// countFn is b.Count as a func value, made once: each NewState gets
+	// it (a method value made per session is a 16-byte closure each).
+	countFn func(name string)
 
 	mu       sync.Mutex
 	sessions map[string]*entry // by client id
@@ -213,6 +216,7 @@ func New(cfg Config) (*Broker, error) {
 		b.gauges()
 	}
 	b.releaseRefused = b.gauges
+	b.countFn = b.Count
 	if b.store != nil {
 		b.w = b.newWriter()
 		if err := b.load(time.Now()); err != nil {
@@ -418,7 +422,7 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 // survives a restart, so its in-flight messages are not written (its
 // acknowledgements still wait for the changes it causes elsewhere).
 func (b *Broker) newEntry(id string, persist bool) *entry {
-	st := session.NewState(id, b.cfg.Session.MaxQueued, b.Count)
+	st := session.NewState(id, b.cfg.Session.MaxQueued, b.countFn)
 	e := &entry{st: st}
 	if b.store != nil {
 		e.persist = &persister{b: b}

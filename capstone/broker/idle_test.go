@@ -33,13 +33,16 @@ const (
 	// an idle subscribed connection adds on the epoll engine, both ends
 	// counted (memInUse: it counts the free room that the connections'
 	// short-lived garbage leaves in the spans, so it is noisy with 400
-	// connections). Measured 2,007-2,694 B before and after the cuts of
-	// 2026-11-25 (BENCHMARKS.md, "Memory per connection"), up to 2,662
-	// under -race; 3 KiB leaves room for that noise, and the codec's 4 KiB
-	// read buffer per connection breaks it (a goroutine per connection, 2
-	// KiB of stack at least, is TestIdle_GoroutinesPerConnection's to
-	// catch). epollLivePerConn is the tight one.
-	epollBytesPerConn = 3 << 10
+	// connections). Measured 2,007-2,694 B before and after the first
+	// cuts of 2026-11-25 (BENCHMARKS.md, "Memory per connection"), up to
+	// 2,662 under -race; 1,576-2,211 B after the second (commit 84f275c
+	// and the next; 5 runs of the three suites, 1,638-1,986 B in 3 runs
+	// under -race). 2.5 KiB leaves about 350 B for that noise; the codec's
+	// 4 KiB read buffer per connection breaks it (a goroutine per
+	// connection, 2 KiB of stack at least, is
+	// TestIdle_GoroutinesPerConnection's to catch). epollLivePerConn is
+	// the tight one.
+	epollBytesPerConn = 2560
 	// goroutineBytesPerConn is the same bound for the goroutine engine:
 	// measured 16.5-17.8 KB (two goroutines' stacks and the codec's read
 	// buffer per connection), 17.4-19.5 KB under -race; 24 KiB catches
@@ -52,12 +55,18 @@ const (
 	// counted (liveMem: it moves with what a connection keeps). Measured
 	// (2026-11-25, 5 runs each of the shared and sharded suites, with and
 	// without -race): 2,359-2,694 B before the cuts in "Memory per
-	// connection" (BENCHMARKS.md), 1,319-1,877 B after. 2,304 B (2.25
-	// KiB) fails the code before the cuts and leaves the sharded runs'
-	// spread room; it catches about 450 B more per connection, such as
-	// the Conn's three channels made again for every connection, or a
-	// map per subscription.
-	epollLivePerConn = 2304
+	// connection" (BENCHMARKS.md), 1,319-1,877 B after the first cuts;
+	// after the second (the shared session.Config, no release closures,
+	// a 64-byte registry entry; 5 runs of the three suites, 3 under
+	// -race) 1,267-1,335 B on one shared table and 1,281-1,602 B with
+	// private tables, whose runs spread more. Of that, about 290 B is
+	// the test's own client end (net.netFD and its two addresses). 1,920
+	// B (1.875 KiB) leaves about 320 B above the highest run: it catches
+	// the Conn's three channels made again for every connection, or a map
+	// per subscription. What the broker adds per connection outside the
+	// session and the engine is gated exactly, as allocations, by
+	// TestNewDriven_AllocatesOnlyTheConn and TestNewEntry_Allocations.
+	epollLivePerConn = 1920
 	// goroutineLivePerConn is the same for the goroutine engine: measured
 	// 13.0-16.4 KB before the cuts and 14.1-15.6 KB after (the two
 	// goroutines' stacks vary from run to run more than the cuts move the
@@ -152,6 +161,15 @@ func TestNewDriven_AllocatesOnlyTheConn(t *testing.T) {
 	})
 	require.Equal(t, 1.0, allocs, "allocations per newDriven and release (the Conn is one)")
 	require.Zero(t, b.adm.Open(), "every release gave its place back")
+}
+
+// TestNewEntry_Allocations: a session in the registry is its State and its
+// entry, and nothing else (no closure for the State's counter).
+func TestNewEntry_Allocations(t *testing.T) {
+	b, err := New(Config{SysInterval: -1})
+	require.NoError(t, err)
+	allocs := testing.AllocsPerRun(100, func() { b.newEntry("client", false) })
+	require.Equal(t, 2.0, allocs, "allocations per newEntry: the State and the entry")
 }
 
 // TestEntry_Size: the registry's entry stays in the allocator's 64-byte
