@@ -529,12 +529,11 @@ func (l *loop) run() error {
 		if busy { // the ready list waits: look at events, do not park
 			n, werr = unix.EpollWait(l.epfd, events, 0)
 		} else {
-			// Let whatever is runnable run before this loop parks: a
-			// goroutine it just made ready (a client in this process,
-			// another loop) may answer at once, and the epoll_wait
-			// below then finds the answer without a park and a wake-up
-			// through the poller.
-			runtime.Gosched()
+			// No runtime.Gosched before parking: it cut the in-process
+			// QoS 1 round trip (a client in this process answered
+			// before the park), but cost the broker 25% more CPU at
+			// 20K msg/s from clients in another process
+			// (BENCHMARKS.md, "Latency on the epoll engine").
 			err = l.eprc.Read(wait)
 		}
 		l.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	mqtt "floodgate/ch03-networking/03-mqtt"
@@ -115,12 +116,27 @@ func (c *Conn) Feed(b []byte) (int, error) {
 			return used, nil
 		}
 		var p mqtt.Packet
+		var pub *mqtt.Publish
 		if err == nil {
 			used += n
-			p, err = mqtt.DecodePacket(h, body, c.version)
+			if h.Type == mqtt.PUBLISH {
+				// The hot path: a pooled PUBLISH, zeroed, so Decode
+				// gives it fresh topic, payload and property slices.
+				// handle keeps none of the struct itself (publish copies
+				// what it routes), so it goes back after.
+				pub = publishPool.Get().(*mqtt.Publish)
+				*pub = mqtt.Publish{}
+				p, err = pub, pub.Decode(h, body, c.version)
+			} else {
+				p, err = mqtt.DecodePacket(h, body, c.version)
+			}
 		}
 		if err == nil {
 			err = c.handle(p)
+		}
+		if pub != nil {
+			*pub = mqtt.Publish{} // keeps nothing it decoded alive
+			publishPool.Put(pub)
 		}
 		if err != nil {
 			c.graceful = c.end(err)
@@ -129,6 +145,12 @@ func (c *Conn) Feed(b []byte) (int, error) {
 	}
 	return used, ErrKilled
 }
+
+// publishPool holds the PUBLISH structs Feed decodes into: a decoded
+// PUBLISH (336 bytes, most of them its properties) was the largest
+// allocation per message on the epoll engine's path, and allocations per
+// message set the GC's pace.
+var publishPool = sync.Pool{New: func() any { return new(mqtt.Publish) }}
 
 // ErrKilled is returned by Feed for a connection already killed (from
 // another goroutine, or by a packet fed before).
