@@ -691,7 +691,8 @@ var errEncoded = errors.New("session: an encoded packet is not decoded")
 // the session is held; it reads only fields fixed at CONNECT.
 func (c *Conn) buildPublish(p pendingMsg, now time.Time) *mqtt.Publish {
 	m := p.m
-	pub := &mqtt.Publish{QoS: p.qos, Retain: p.retained, Topic: []byte(m.Topic), Payload: m.Payload}
+	pub := publishPool.Get().(*mqtt.Publish) // zeroed; a driven Conn's Output returns QoS 0 ones
+	*pub = mqtt.Publish{QoS: p.qos, Retain: p.retained, Topic: []byte(m.Topic), Payload: m.Payload}
 	if c.version == mqtt.V5 {
 		pub.Properties = m.Props                  // shared slices, never written
 		pub.Properties.SubscriptionIDs = p.subIDs // [MQTT-3.3.4-3]

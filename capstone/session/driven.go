@@ -146,7 +146,8 @@ func (c *Conn) Feed(b []byte) (int, error) {
 	return used, ErrKilled
 }
 
-// publishPool holds the PUBLISH structs Feed decodes into: a decoded
+// publishPool holds zeroed PUBLISH structs: the ones Feed decodes into,
+// and the QoS 0 deliveries buildPublish makes and Output has encoded. A
 // PUBLISH (336 bytes, most of them its properties) was the largest
 // allocation per message on the epoll engine's path, and allocations per
 // message set the GC's pace.
@@ -176,6 +177,13 @@ func (c *Conn) Output(dst []byte) (out []byte, end bool) {
 	}
 	for _, p := range items {
 		dst = c.encode(dst, p)
+		if pub, ok := p.(*mqtt.Publish); ok && pub.QoS == mqtt.AtMostOnce {
+			// A QoS 0 delivery (buildPublish's) is nobody's once it is
+			// encoded: QoS 1 and 2 ones stay in flight, and are not
+			// returned.
+			*pub = mqtt.Publish{}
+			publishPool.Put(pub)
+		}
 	}
 	if !killed {
 		return dst, false
