@@ -130,21 +130,63 @@ type Broker struct {
 	closed   bool
 }
 
-// entry is a session in the registry. Guarded by Broker.mu. It is 64
+// entry is a session in the registry. Guarded by Broker.mu. It is 48
 // bytes, one size class of the allocator: the broker keeps one per session,
-// so what is added here is paid by every idle connection.
+// so what is added here is paid by every idle connection. What only an
+// offline session needs is in off.
 type entry struct {
-	st        *session.State
-	owner     *session.Conn // nil while offline
-	expiry    *time.Timer   // session expiry while offline
-	will      *mqtt.Will    // a delayed will not yet published
-	willTimer *time.Timer
+	st    *session.State
+	owner *session.Conn // nil while offline
+	off   *offline      // nil while connected, and offline with nothing pending
 
 	// For the store: what the session record holds.
 	version        mqtt.Version
 	expiryInterval uint32
 	offSince       int64      // when it went offline, Unix nanoseconds; 0 while connected
 	persist        *persister // its store link (nil without a store; see newEntry)
+}
+
+// offline is what a session keeps while it has no connection: its expiry
+// timer, and a delayed will with its timer. Guarded by Broker.mu.
+type offline struct {
+	expiry    *time.Timer // session expiry
+	will      *mqtt.Will  // a delayed will not yet published
+	willTimer *time.Timer
+}
+
+// offline returns e.off, made if need be.
+func (e *entry) offline() *offline {
+	if e.off == nil {
+		e.off = new(offline)
+	}
+	return e.off
+}
+
+// pendingWill returns the delayed will not yet published, or nil.
+func (e *entry) pendingWill() *mqtt.Will {
+	if e.off == nil {
+		return nil
+	}
+	return e.off.will
+}
+
+// takeWill returns the delayed will not yet published, or nil, and
+// forgets it.
+func (e *entry) takeWill() *mqtt.Will {
+	if e.off == nil {
+		return nil
+	}
+	w := e.off.will
+	e.off.will = nil
+	return w
+}
+
+// stopTimers stops the expiry and delayed-will timers, if any.
+func (e *entry) stopTimers() {
+	if o := e.off; o != nil {
+		stopTimer(&o.expiry)
+		stopTimer(&o.willTimer)
+	}
 }
 
 // disconnectedAt returns when the session went offline; the zero Time
@@ -392,11 +434,10 @@ func (b *Broker) Open(c *session.Conn, id string, clean bool) (*session.State, b
 			continue
 		}
 		if e != nil {
-			stopTimer(&e.expiry)
 			// [MQTT-3.1.3-9] a reconnection within the will delay cancels
-			// the will.
-			stopTimer(&e.willTimer)
-			e.will = nil
+			// the will; the expiry timer stops too.
+			e.stopTimers()
+			e.off = nil
 			if clean {
 				// [MQTT-3.1.2-4] Clean Start discards the old session.
 				b.dropLocked(id, e)
@@ -454,8 +495,7 @@ func (b *Broker) dropLocked(id string, e *entry) {
 			b.deleteStored(id)
 		})
 	}
-	stopTimer(&e.expiry)
-	stopTimer(&e.willTimer)
+	e.stopTimers()
 }
 
 // Closed implements session.Hub. A session whose expiry interval is 0 ends
@@ -491,22 +531,22 @@ func (b *Broker) Closed(c *session.Conn, st *session.State, will *mqtt.Will) {
 	case will.Properties.WillDelay == 0:
 		now = will
 	default:
-		e.will = will
+		e.offline().will = will
 	}
 	if !b.closed {
 		// Shutting down starts no timers: a stored session and its delayed
 		// will are picked up again by the next start.
 		if expiry != math.MaxUint32 {
-			e.expiry = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expire(id, e) })
+			e.offline().expiry = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expire(id, e) })
 		}
 		// A will whose delay outlasts the session goes when the session
 		// ends (expire publishes it), not on a timer of its own.
-		if e.will != nil && e.will.Properties.WillDelay < expiry {
-			d := time.Duration(e.will.Properties.WillDelay) * time.Second
-			e.willTimer = time.AfterFunc(d, func() { b.delayedWill(id, e) })
+		if w := e.pendingWill(); w != nil && w.Properties.WillDelay < expiry {
+			d := time.Duration(w.Properties.WillDelay) * time.Second
+			e.off.willTimer = time.AfterFunc(d, func() { b.delayedWill(id, e) })
 		}
-	} else if b.store == nil && e.will != nil {
-		now, e.will = e.will, nil // nowhere to keep it
+	} else if b.store == nil && e.pendingWill() != nil {
+		now = e.takeWill() // nowhere to keep it
 	}
 	b.saveLocked(id, e)
 	b.mu.Unlock()
@@ -522,8 +562,7 @@ func (b *Broker) expire(id string, e *entry) {
 		b.mu.Unlock()
 		return
 	}
-	will := e.will
-	e.will = nil
+	will := e.takeWill()
 	b.dropLocked(id, e)
 	b.Count("sessions_expired")
 	b.mu.Unlock()
@@ -534,11 +573,9 @@ func (b *Broker) expire(id string, e *entry) {
 
 func (b *Broker) delayedWill(id string, e *entry) {
 	b.mu.Lock()
-	will := e.will
-	if b.closed || b.sessions[id] != e || e.owner != nil {
-		will = nil
-	} else {
-		e.will = nil
+	var will *mqtt.Will
+	if !b.closed && b.sessions[id] == e && e.owner == nil {
+		will = e.takeWill()
 		b.saveLocked(id, e)
 	}
 	b.mu.Unlock()
@@ -604,8 +641,7 @@ func (b *Broker) Shutdown() {
 	defer b.mu.Unlock()
 	b.closed = true
 	for _, e := range b.sessions {
-		stopTimer(&e.expiry)
-		stopTimer(&e.willTimer)
+		e.stopTimers()
 	}
 }
 

@@ -80,7 +80,7 @@ func (b *Broker) saveLocked(id string, e *entry) {
 		rec.Subscriptions = append(rec.Subscriptions, store.Subscription{Filter: s.Filter, QoS: byte(s.QoS),
 			NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, Identifier: s.ID})
 	}
-	if w := e.will; w != nil {
+	if w := e.pendingWill(); w != nil {
 		m := willMessage(id, w, e.disconnectedAt())
 		rec.Will = &store.Will{Message: toStore(m), DelayInterval: w.Properties.WillDelay}
 	}
@@ -175,15 +175,15 @@ func (b *Broker) restore(rec store.Session, now time.Time) error {
 		w := &mqtt.Will{Topic: rec.Will.Topic, Payload: rec.Will.Payload, QoS: mqtt.QoS(rec.Will.QoS), Retain: rec.Will.Retain}
 		w.Properties = fromStore(rec.Will.Message, id).Props
 		w.Properties.WillDelay = rec.Will.DelayInterval
-		e.will = w
+		e.offline().will = w
 		if rec.Will.DelayInterval < rec.ExpiryInterval {
 			left := rec.DisconnectedAt.Add(time.Duration(rec.Will.DelayInterval) * time.Second).Sub(now)
-			e.willTimer = time.AfterFunc(max(0, left), func() { b.delayedWill(id, e) })
+			e.off.willTimer = time.AfterFunc(max(0, left), func() { b.delayedWill(id, e) })
 		}
 	}
 	if rec.ExpiryInterval != math.MaxUint32 {
 		left := rec.DisconnectedAt.Add(time.Duration(rec.ExpiryInterval) * time.Second).Sub(now)
-		e.expiry = time.AfterFunc(max(0, left), func() { b.expire(id, e) })
+		e.offline().expiry = time.AfterFunc(max(0, left), func() { b.expire(id, e) })
 	}
 	b.mu.Lock()
 	b.sessions[id] = e
