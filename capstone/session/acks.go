@@ -62,8 +62,13 @@ func (s *State) sendAfter(c *Conn, from uint64, p mqtt.Packet, after []pendingMs
 func (s *State) sendAfterLocked(c *Conn, from uint64, p mqtt.Packet, after []pendingMsg) {
 	h := heldAck{c: c, from: from, to: s.persist.Seq(), p: p, after: after}
 	if s.acks == nil {
-		// Nothing held before it: no allocation when it is decided now
-		// (always, without a store).
+		// Nothing held before it: without a store it is decided now, and
+		// with no allocation (the method value s.committed, passed
+		// through the interface, is one: it is made only for a store).
+		if _, none := s.persist.(noPersist); none {
+			s.release(h, true)
+			return
+		}
 		ok, decided := s.persist.Wait(h.from, h.to, s.committed)
 		if decided {
 			s.release(h, ok)
