@@ -551,6 +551,24 @@ func TestReader_PublishZeroAlloc(t *testing.T) {
 	require.NoError(t, failed)
 	require.Equal(t, publishV5, buf)
 	require.Zero(t, allocs, "encoding a PUBLISH into a reused buffer allocated %.1f times", allocs)
+
+	// Nor do the acknowledgements a broker sends for every QoS 1/2 message,
+	// nor SUBACK and DISCONNECT.
+	for _, v := range []Version{V311, V5} {
+		for _, pk := range []interface {
+			AppendTo([]byte, Version) ([]byte, error)
+		}{&PubAck{PacketID: 7}, &PubRec{PacketID: 7}, &PubRel{PacketID: 7}, &PubComp{PacketID: 7},
+			&SubAck{PacketID: 7, ReasonCodes: []ReasonCode{GrantedQoS1}}, &Disconnect{}} {
+			allocs = testing.AllocsPerRun(200, func() {
+				var err error
+				if buf, err = pk.AppendTo(buf[:0], v); err != nil {
+					failed = err
+				}
+			})
+			require.NoError(t, failed, "%T %v", pk, v)
+			require.Zero(t, allocs, "encoding a %T (%v) into a reused buffer allocated %.1f times", pk, v, allocs)
+		}
+	}
 }
 
 func TestErrors(t *testing.T) {

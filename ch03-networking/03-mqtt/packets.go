@@ -378,9 +378,27 @@ func checkTopicName(topic string, v Version, alias bool) error {
 	return nil
 }
 
+// encodeOps holds "encode TYPE" for each packet type, so that the encoders
+// that share code name their operation without building a string per call:
+// an acknowledgement is encoded once per message, and errors are rare.
+var encodeOps = func() (ops [len(typeNames)]string) {
+	for t := range ops {
+		ops[t] = "encode " + PacketType(t).String()
+	}
+	return ops
+}()
+
+// encodeOp is "encode " + t.String(), without an allocation for valid types.
+func encodeOp(t PacketType) string {
+	if int(t) < len(encodeOps) {
+		return encodeOps[t]
+	}
+	return "encode " + t.String()
+}
+
 // ack is the shape PUBACK, PUBREC, PUBREL and PUBCOMP share (sections 3.4-3.7).
 func appendAck(dst []byte, v Version, t PacketType, id uint16, rc ReasonCode, props *Properties) ([]byte, error) {
-	op := "encode " + t.String()
+	op := encodeOp(t)
 	if err := checkVersion(op, v); err != nil {
 		return dst, err
 	}
@@ -778,7 +796,7 @@ func (u *UnsubAck) Decode(h FixedHeader, body []byte, v Version) error {
 
 // appendCodes encodes SUBACK and UNSUBACK.
 func appendCodes(dst []byte, v Version, t PacketType, id uint16, props *Properties, codes []ReasonCode) ([]byte, error) {
-	op := "encode " + t.String()
+	op := encodeOp(t)
 	if err := checkVersion(op, v); err != nil {
 		return dst, err
 	}
@@ -952,7 +970,7 @@ func (p *Auth) Decode(h FixedHeader, body []byte, v Version) error {
 // appendReasonOnly encodes DISCONNECT and AUTH: an optional reason code and
 // optional properties.
 func appendReasonOnly(dst []byte, v Version, t PacketType, rc ReasonCode, props *Properties) ([]byte, error) {
-	op := "encode " + t.String()
+	op := encodeOp(t)
 	if err := checkVersion(op, v); err != nil {
 		return dst, err
 	}
