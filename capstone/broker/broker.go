@@ -612,7 +612,7 @@ func (b *Broker) Route(m *router.Message) bool {
 		}
 	}
 	b.Count("messages_in")
-	b.Count("messages_in_" + ops.QoSLabel(byte(m.QoS)))
+	b.Count(qosCounter(&messagesIn, "messages_in_", byte(m.QoS)))
 	ds := b.router.Route(m, nil, b.online)
 	if len(ds) == 0 {
 		b.Count("no_subscriber")
@@ -627,10 +627,26 @@ func (b *Broker) Route(m *router.Message) bool {
 		// [MQTT-3.3.1-12] without Retain As Published the flag is 0;
 		// [MQTT-3.3.1-13] with it, the flag is the publisher's.
 		b.Count("messages_out")
-		b.Count("messages_out_" + ops.QoSLabel(byte(d.QoS)))
+		b.Count(qosCounter(&messagesOut, "messages_out_", byte(d.QoS)))
 		e.st.Deliver(m, d.QoS, d.RetainAsPublished && m.Retain, d.SubIDs)
 	}
 	return len(ds) > 0
+}
+
+// The per-QoS counter names, made once: Route counts every message in and
+// every delivery out, and building the name each time cost two allocations
+// per message.
+var (
+	messagesIn  = [3]string{"messages_in_0", "messages_in_1", "messages_in_2"}
+	messagesOut = [3]string{"messages_out_0", "messages_out_1", "messages_out_2"}
+)
+
+// qosCounter is prefix + ops.QoSLabel(qos), from names for QoS 0-2.
+func qosCounter(names *[3]string, prefix string, qos byte) string {
+	if int(qos) < len(names) {
+		return names[qos]
+	}
+	return prefix + ops.QoSLabel(qos)
 }
 
 // Shutdown marks the broker closed: session expiry and delayed-will timers
