@@ -57,7 +57,7 @@ const (
 	// without -race): 2,359-2,694 B before the cuts in "Memory per
 	// connection" (BENCHMARKS.md), 1,319-1,877 B after the first cuts;
 	// after the second (the shared session.Config, no release closures,
-	// a 64-byte registry entry; 5 runs of the three suites, 3 under
+	// a 64-byte registry entry, since 48; 5 runs of the three suites, 3 under
 	// -race) 1,267-1,335 B on one shared table and 1,281-1,602 B with
 	// private tables, whose runs spread more. Of that, about 290 B is
 	// the test's own client end (net.netFD and its two addresses). 1,920
