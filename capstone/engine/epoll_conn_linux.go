@@ -33,7 +33,7 @@ type econn struct {
 	fd       int
 	s        *session.Conn
 	release  func()
-	phase    int
+	phase    uint8
 	connDone bool   // guarded by l.mu: Connect has returned
 	connErr  error  // written before connDone
 	in       []byte // a partial packet; nil when none
@@ -41,23 +41,36 @@ type econn struct {
 	events   uint32 // registered now; 0: not in the set
 	ending   bool   // Output reported the end: close once out is written
 	closed   bool
-	readDL   time.Time // CONNECT or keepalive deadline; zero: none
-	writeDL  time.Time // set while out holds bytes
-	queued   bool      // on l.ready; guarded by l.mu
+	readDL   int64 // CONNECT or keepalive deadline, as mono(t); 0: none
+	writeDL  int64 // set while out holds bytes, as mono(t); 0: none
+	queued   bool  // on l.ready; guarded by l.mu
 }
 
+// epoch is where the deadlines an econn keeps as int64 count from: 8 bytes
+// each instead of a 24-byte time.Time, still on the monotonic clock, so a
+// step of the wall clock neither fires nor delays a keepalive.
+var epoch = time.Now()
+
+// mono is t as nanoseconds since epoch, plus one so that 0 still means
+// "no deadline"; t must carry a monotonic reading (from time.Now).
+func mono(t time.Time) int64 { return int64(t.Sub(epoch)) + 1 }
+
 func (c *econn) deadline() time.Time {
-	if c.writeDL.IsZero() || (!c.readDL.IsZero() && c.readDL.Before(c.writeDL)) {
-		return c.readDL
+	d := c.writeDL
+	if d == 0 || (c.readDL != 0 && c.readDL < d) {
+		d = c.readDL
 	}
-	return c.writeDL
+	if d == 0 {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(d - 1))
 }
 
 // expire runs when a deadline has passed.
 func (c *econn) expire(now time.Time) {
 	l := c.l
 	switch {
-	case !c.writeDL.IsZero() && !now.Before(c.writeDL):
+	case c.writeDL != 0 && mono(now) >= c.writeDL:
 		c.s.Kill(0, session.ReasonWriteError)
 		l.closeConn(c)
 	case c.ending:
@@ -68,7 +81,7 @@ func (c *econn) expire(now time.Time) {
 	case c.phase == open:
 		// [MQTT-3.1.2-24] one and a half keepalives of silence.
 		c.s.Kill(mqtt.KeepAliveTimeout, session.ReasonKeepAlive)
-		c.readDL = time.Time{}
+		c.readDL = 0
 		l.flush(c)
 	}
 }
@@ -143,7 +156,7 @@ func (l *loop) consume(c *econn, b []byte) {
 		}()
 	case open:
 		if ka := c.s.KeepAlive(); ka > 0 {
-			c.readDL = time.Now().Add(ka) // flush moves the wheel entry (O(1))
+			c.readDL = mono(time.Now().Add(ka)) // flush moves the wheel entry (O(1))
 		}
 		used, err := c.s.Feed(b)
 		if err != nil {
@@ -210,9 +223,9 @@ func (l *loop) service(c *econn) {
 			}
 			now := time.Now()
 			if ka := c.s.KeepAlive(); ka > 0 {
-				c.readDL = now.Add(ka)
+				c.readDL = mono(now.Add(ka))
 			} else {
-				c.readDL = time.Time{}
+				c.readDL = 0
 			}
 			l.wheel.schedule(&c.timed, now)
 			if len(c.in) > 0 {
@@ -266,7 +279,7 @@ func (l *loop) flush(c *econn) {
 		}
 		if end {
 			c.ending = true
-			c.readDL = time.Time{}
+			c.readDL = 0
 		}
 		if len(buf) > 0 {
 			n, err := epoll.Write(c.fd, buf)
@@ -278,7 +291,7 @@ func (l *loop) flush(c *econn) {
 			}
 			if n < len(buf) {
 				c.out = append([]byte(nil), buf[n:]...)
-				c.writeDL = time.Now().Add(l.cfg.WriteTimeout)
+				c.writeDL = mono(time.Now().Add(l.cfg.WriteTimeout))
 			}
 		}
 	}
@@ -286,7 +299,7 @@ func (l *loop) flush(c *econn) {
 		// Killed: what waits gets at most a second more, as on the
 		// goroutine engine, so a takeover never waits on a peer that does
 		// not read.
-		if dl := time.Now().Add(time.Second); c.writeDL.After(dl) {
+		if dl := mono(time.Now().Add(time.Second)); c.writeDL > dl {
 			c.writeDL = dl
 		}
 	}
@@ -295,7 +308,7 @@ func (l *loop) flush(c *econn) {
 		l.closeConn(c)
 		return
 	case len(c.out) == 0:
-		c.writeDL = time.Time{}
+		c.writeDL = 0
 		l.setEvents(c, evRead)
 	case c.ending:
 		l.setEvents(c, evWrite)
@@ -323,7 +336,7 @@ func (l *loop) onWritable(c *econn) {
 		}
 		c.out = nil
 		if !c.ending {
-			c.writeDL = time.Time{}
+			c.writeDL = 0
 		}
 	}
 	l.flush(c)
@@ -364,7 +377,8 @@ func (l *loop) closeConn(c *econn) {
 		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	}
 	unix.Close(c.fd)
-	delete(l.conns, c.fd)
+	l.conns[c.fd] = nil
+	l.nconns--
 	l.wheel.remove(&c.timed)
 	c.in, c.out = l.drop(c.in), nil
 	l.finish(c)

@@ -297,9 +297,10 @@ type loop struct {
 	checked    bool                       // nodelay was checked on an accepted socket
 	onPause    func()                     // tests: told when pause takes a socket out
 	acceptFD   func(lfd int) (int, error) // accept4; tests replace it
-	conns      map[int]*econn
-	buf, wbuf  []byte   // the shared read buffer, and scratch for encoding
-	free       [][]byte // small partial-packet buffers to reuse
+	conns      []*econn                   // by fd; nil: none
+	nconns     int                        // non-nil entries in conns
+	buf, wbuf  []byte                     // the shared read buffer, and scratch for encoding
+	free       [][]byte                   // small partial-packet buffers to reuse
 	wheel      *wheel
 	connecting int // Connect goroutines running
 	stopping   bool
@@ -325,7 +326,7 @@ type loop struct {
 }
 
 func newLoop(cfg EpollConfig, lfd int, newConn NewConn) (*loop, error) {
-	l := &loop{cfg: cfg, newConn: newConn, lfd: lfd, epfd: -1, efd: -1, conns: make(map[int]*econn), acceptFD: accept4,
+	l := &loop{cfg: cfg, newConn: newConn, lfd: lfd, epfd: -1, efd: -1, acceptFD: accept4,
 		buf: make([]byte, cfg.ReadBufferSize), wheel: newWheel(cfg.Tick, DefaultWheelSlots, time.Now())}
 	l.posted = sync.NewCond(&l.mu)
 	var err error
@@ -576,10 +577,12 @@ func (l *loop) run() error {
 			l.stopping = true
 			l.unlisten()
 			for _, c := range l.conns {
-				c.s.Kill(mqtt.ServerShuttingDown, session.ReasonShutdown)
+				if c != nil {
+					c.s.Kill(mqtt.ServerShuttingDown, session.ReasonShutdown)
+				}
 			}
 		}
-		if l.stopping && len(l.conns) == 0 && l.connecting == 0 {
+		if l.stopping && l.nconns == 0 && l.connecting == 0 {
 			return nil
 		}
 		if l.retryListen() {
@@ -594,6 +597,9 @@ func (l *loop) shutdown() {
 	l.stopping = true // closeConn must not put the listener back
 	l.unlisten()
 	for _, c := range l.conns {
+		if c == nil {
+			continue
+		}
 		c.s.Kill(mqtt.ServerShuttingDown, session.ReasonShutdown)
 		if c.phase != connecting {
 			l.closeConn(c)
@@ -653,10 +659,10 @@ func (l *loop) dispatch(ev unix.EpollEvent) {
 		l.accept()
 		return
 	}
-	c := l.conns[fd]
-	if c == nil {
+	if fd < 0 || fd >= len(l.conns) || l.conns[fd] == nil {
 		return
 	}
+	c := l.conns[fd]
 	if c.phase == connecting {
 		l.pause(c)
 		return
@@ -728,8 +734,12 @@ func (l *loop) accept() {
 			l.finish(c)
 			continue
 		}
+		if fd >= len(l.conns) {
+			l.conns = append(l.conns, make([]*econn, fd+1-len(l.conns))...)
+		}
 		l.conns[fd] = c
-		c.readDL = now.Add(c.s.ConnectTimeout())
+		l.nconns++
+		c.readDL = mono(now.Add(c.s.ConnectTimeout()))
 		l.wheel.schedule(&c.timed, now)
 	}
 }

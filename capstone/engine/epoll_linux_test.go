@@ -7,7 +7,10 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
+	"unsafe"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,4 +35,17 @@ func TestServeEpoll_StopsWithContext(t *testing.T) {
 	require.NoError(t, ServeEpoll(ctx, ln, EpollConfig{Loops: 3}, nil))
 	_, err = ln.Accept()
 	require.ErrorIs(t, err, net.ErrClosed)
+}
+
+// An idle connection's engine state is one econn: keep it small (its
+// deadlines are int64 nanoseconds on the monotonic clock, not time.Time).
+func TestEconnSize(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(econn{}), uintptr(176))
+	now := time.Now()
+	c := &econn{readDL: mono(now.Add(time.Second)), writeDL: mono(now.Add(2 * time.Second))}
+	assert.True(t, c.deadline().Equal(now.Add(time.Second)), "deadline %v, want %v", c.deadline(), now.Add(time.Second))
+	c.readDL = 0
+	assert.True(t, c.deadline().Equal(now.Add(2*time.Second)))
+	c.writeDL = 0
+	assert.True(t, c.deadline().IsZero())
 }
