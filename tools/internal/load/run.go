@@ -219,6 +219,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if o, err := listenOverflows(); err == nil {
 		res.ListenOverflows = o - overflows0
 	}
+	s.setPhase("closing", 0)
 	stopEngine()
 	res.Timeline = prog.stop()
 	r.collect()
