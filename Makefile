@@ -8,7 +8,7 @@ MODULES := ch01-intro ch02-concurrency ch03-networking ch04-tuning ch05-edge cap
 # with floodgate/, so this pattern covers the whole workspace.
 PKGS    := floodgate/...
 
-.PHONY: help test fmt vet verify race lab capstone tidy tune generate compat bench
+.PHONY: help test fmt vet verify race lab capstone tidy tune generate compat bench c1m
 
 help:
 	@echo "make test      everything CI checks: gofmt, vet (both builds), wb verify, -race tests"
