@@ -107,8 +107,9 @@ type Config struct {
 	// BeforeClose, if not nil, is called once by Run, from the goroutine
 	// that called Run and with no lock held, after the census (HoldLoad) or
 	// the hold (Idle) and before any connection is closed: the moment to
-	// ask the broker what it holds. Run waits for it to return.
-	BeforeClose func()
+	// ask the broker what it holds. Run waits for it to return. It is
+	// left out of JSON (tools/cmd/bench records its Configs).
+	BeforeClose func() `json:"-"`
 	// Payload is the message size in bytes, at least 8 (default 64).
 	Payload int
 	// Window is how many connects may be in flight at once (default 100).
@@ -138,8 +139,8 @@ type Config struct {
 	Broker string
 	// Progress receives live progress (nil: none). Terminal says it is a
 	// terminal: a redrawn progress bar instead of a line per second.
-	Progress io.Writer
-	Terminal bool
+	Progress io.Writer `json:"-"`
+	Terminal bool      `json:"-"`
 }
 
 // withDefaults returns c with defaults filled in, or an error for a value

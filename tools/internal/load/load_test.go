@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -233,4 +234,16 @@ func TestConfig_HoldLoad(t *testing.T) {
 	assert.Equal(t, 3, s.loopFor(999_503))
 	assert.Equal(t, 0, s.loopFor(999_504))
 	assert.Equal(t, 55, s.loopFor(55))
+}
+
+// A Config, hooks and writers included, encodes as JSON: make bench
+// records the Config of every case in bench.json.
+func TestConfig_JSON(t *testing.T) {
+	var buf bytes.Buffer
+	c := Config{Scenario: HoldLoad, Conns: 3, BeforeClose: func() {}, Progress: &buf, Terminal: true}
+	j, err := json.Marshal(c)
+	require.NoError(t, err)
+	assert.Contains(t, string(j), `"Conns":3`)
+	assert.NotContains(t, string(j), "BeforeClose")
+	assert.NotContains(t, string(j), "Progress")
 }
