@@ -68,12 +68,20 @@ func TestEngineSelected(t *testing.T) {
 	b, _ := startBroker(t, Config{})
 	want := testEngine
 	if want == "" {
-		want = EngineGoroutine
+		want = DefaultEngine()
 	}
-	if b.cfg.Engine != want && !(want == EngineGoroutine && b.cfg.Engine == "") {
+	if b.cfg.Engine != want {
 		t.Fatalf("broker engine %q, want %q", b.cfg.Engine, want)
 	}
-	_, err := New(Config{Engine: "kqueue"})
+	// An empty Engine is the platform's default: epoll on Linux.
+	d, err := New(Config{SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantDefault := map[bool]string{true: EngineEpoll, false: EngineGoroutine}[runtime.GOOS == "linux"]; d.cfg.Engine != wantDefault {
+		t.Fatalf("Config{} runs engine %q, want %q", d.cfg.Engine, wantDefault)
+	}
+	_, err = New(Config{Engine: "kqueue"})
 	if err == nil || !strings.Contains(err.Error(), `engine "kqueue"`) {
 		t.Fatalf("New with engine kqueue: %v, want a bad-config error naming it", err)
 	}

@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		sinkHook   = fs.String("sink-webhook", "", "send sink batches to this URL instead of the file")
 		sinkSpool  = fs.String("sink-spool", "", "the sink's spool directory while it is down (default under $TMPDIR)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
-		engineName = fs.String("engine", broker.EngineGoroutine, "connection engine for plain TCP: goroutine (portable) or epoll (Linux event loops)")
+		engineName = fs.String("engine", broker.DefaultEngine(), "connection engine for plain TCP: epoll (Linux event loops) or goroutine (one goroutine per connection, portable); TLS and WebSocket always use goroutine")
 		loops      = fs.Int("epoll-loops", 0, "epoll engine: event loops (0: GOMAXPROCS, or as many as -max-conns needs with private fd tables)")
 		privateFDs = fs.Bool("epoll-private-fds", false, "epoll engine: give every loop its own fd table even when -max-conns does not need it (it does by itself when -max-conns is above RLIMIT_NOFILE)")
 		memLimit   = fs.String("memory-limit", "", "soft limit on the Go runtime's memory, e.g. 512MiB (runtime/debug.SetMemoryLimit): the collector runs more often near it, so the heap's headroom over many idle sessions stays small; GOGC still applies below it (default: none, or GOMEMLIMIT)")

@@ -27,7 +27,7 @@ type brokerKind struct {
 
 // brokerKinds are the brokers bench knows. Floodgate appears once per
 // connection engine (capstone/cmd/floodgate's -engine flag), from one
-// binary; plain "floodgate" runs it with its default engine (goroutine).
+// binary; plain "floodgate" runs it with its default engine (epoll on Linux).
 var brokerKinds = map[string]*brokerKind{
 	"mosquitto":           {name: "mosquitto", prepare: prepareMosquitto},
 	"mochi":               {name: "mochi", prepare: prepareMochi},
