@@ -139,7 +139,16 @@ func (g *gatedStore) Apply(cs []store.Change) error {
 	return g.Store.Apply(cs)
 }
 
-func (g *gatedStore) shut() {
+// shut closes the gate: the next transaction, and every one after it until
+// open, waits there. It first waits for w to be idle, so that no
+// transaction is under way as the gate closes: a CONNACK does not wait for
+// its session's record to commit, so the writer may still be applying the
+// records of the connections a test just made. One such transaction could
+// otherwise pass entered before the drain below and then find the gate
+// shut (the test's <-entered waits for a transaction that never starts),
+// or reach entered after the drain (the test takes it for its own).
+func (g *gatedStore) shut(w *store.Writer) {
+	w.Flush()
 	g.mu.Lock()
 	g.gate = make(chan struct{})
 	g.mu.Unlock()
@@ -204,7 +213,7 @@ func TestPersist_AckWaitsForCommit(t *testing.T) {
 		{"retained PUBACK", &mqtt.Publish{QoS: 1, PacketID: 13, Retain: true, Topic: []byte("r"), Payload: []byte("kept")},
 			&mqtt.PubAck{PacketID: 13, ReasonCode: mqtt.NoMatchingSubscribers}},
 	} {
-		st.shut()
+		st.shut(b.w)
 		got := pingThen(t, pub, step.send)
 		require.IsType(t, &mqtt.PingResp{}, got, "%s sent before its change committed", step.name)
 		<-st.entered // the change is in a transaction, held at the gate
@@ -275,7 +284,7 @@ func TestPersist_BusyStoreRefuses(t *testing.T) {
 	defer stop()
 	defer st.open()
 	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", Version: mqtt.V5, CleanStart: true})
-	st.shut()
+	st.shut(b.w)
 	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
 	<-st.entered                                                                         // the writer is in a transaction, held at the gate
 	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")}) // queued: the queue is full
@@ -320,7 +329,7 @@ func TestPersist_ShutdownCommitsQueued(t *testing.T) {
 	assert.Nil(t, sub.closed(t))
 
 	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
-	st.shut()
+	st.shut(b.w)
 	got := pingThen(t, pub, &mqtt.Publish{QoS: 1, PacketID: 1, Topic: []byte("t"), Payload: []byte("keep me")})
 	require.IsType(t, &mqtt.PingResp{}, got)
 	<-st.entered
@@ -390,7 +399,7 @@ func TestPersist_GroupCommitCoalesces(t *testing.T) {
 	for i := range pubs {
 		pubs[i], _ = connectRaw(t, addr, &mqtt.Connect{ClientID: fmt.Sprintf("p%d", i), CleanStart: true})
 	}
-	st.shut()
+	st.shut(b.w)
 	st.mu.Lock()
 	before := st.applies
 	st.mu.Unlock()
@@ -437,7 +446,7 @@ func TestPersist_PubRelResentOnReconnectWaitsForCommit(t *testing.T) {
 	got, ok := sub.next(t).(*mqtt.Publish)
 	require.True(t, ok, "the subscriber gets the PUBLISH")
 
-	st.shut()
+	st.shut(b.w)
 	require.IsType(t, &mqtt.PingResp{}, pingThen(t, sub, &mqtt.PubRec{PacketID: got.PacketID}),
 		"PUBREL waits for the PUBREC's change")
 	<-st.entered // that change is in a transaction, held at the gate
@@ -486,7 +495,7 @@ func TestPersist_ResentPubRelDeletesStoredID(t *testing.T) {
 
 	pub, ack := connectRaw(t, addr, cp)
 	require.True(t, ack.SessionPresent)
-	st.shut()
+	st.shut(b.w)
 	require.IsType(t, &mqtt.PingResp{}, pingThen(t, pub, &mqtt.PubRel{PacketID: 5}),
 		"PUBCOMP waits for the id's delete")
 	<-st.entered
@@ -514,7 +523,7 @@ func TestPersist_BusyStoreRefusesSubscribe(t *testing.T) {
 	s5, _ := connectRaw(t, addr, cp)
 	s3, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "s3", KeepAlive: 0})
 	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
-	st.shut()
+	st.shut(b.w)
 	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
 	<-st.entered // the writer is in a transaction, held at the gate
 	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")})
@@ -555,7 +564,7 @@ func TestPersist_HeldSubscribeRetainedGoToNewConnection(t *testing.T) {
 	require.IsType(t, &mqtt.PubAck{}, pub.next(t))
 
 	sub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "sub", KeepAlive: 0})
-	st.shut()
+	st.shut(b.w)
 	require.IsType(t, &mqtt.PingResp{}, pingThen(t, sub,
 		&mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "r", QoS: 1}}}))
 	<-st.entered // the session's record is in a transaction, held at the gate
