@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"time"
+
+	"floodgate/tools/internal/brokerproc"
 )
 
 // brokerKind knows how to build and start one broker.
@@ -63,19 +62,6 @@ log_type warning
 	}}, nil
 }
 
-// repoRoot is the folder of the go.work this runs in.
-func repoRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOWORK").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOWORK: %w", err)
-	}
-	w := strings.TrimSpace(string(out))
-	if w == "" || w == "off" {
-		return "", errors.New("not inside the Floodgate workspace (no go.work)")
-	}
-	return filepath.Dir(w), nil
-}
-
 func goBuild(ctx context.Context, root, out string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", out}, args...)...)
 	cmd.Dir = root
@@ -86,7 +72,7 @@ func goBuild(ctx context.Context, root, out string, args ...string) error {
 }
 
 func prepareMochi(ctx context.Context, bin string, _ []string) (*brokerKind, error) {
-	root, err := repoRoot(ctx)
+	root, err := brokerproc.Workspace(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +99,7 @@ func floodgateExe(ctx context.Context, bin string) (string, error) {
 	}
 	root := floodgateRoot
 	if root == "" {
-		r, err := repoRoot(ctx)
+		r, err := brokerproc.Workspace(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -155,30 +141,18 @@ func floodgateArgv(exe, engine string, port int, extra []string) []string {
 
 // running is a broker process this program started.
 type running struct {
-	cmd    *exec.Cmd
-	addr   string
-	exited chan struct{} // closed when Wait returned
-	err    error         // Wait's error, set before exited is closed
-	log    *os.File
+	proc *brokerproc.Process
+	addr string
+	log  *os.File
 }
 
-func (r *running) pid() int { return r.cmd.Process.Pid }
-
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before the broker binds it; start then fails and says so.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func (r *running) pid() int { return r.proc.PID() }
 
 // start runs a fresh broker, its output in dir/broker.log, and waits up to
-// 15 s until it accepts TCP connections.
+// 15 s until it accepts TCP connections. On Linux the broker dies with
+// bench, even when bench is SIGKILLed (see brokerproc.Start).
 func (k *brokerKind) start(ctx context.Context, dir string) (*running, error) {
-	port, err := freePort()
+	port, err := brokerproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -190,86 +164,33 @@ func (k *brokerKind) start(ctx context.Context, dir string) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := spawn(argv, log)
+	proc, err := brokerproc.Start(argv, log)
 	if err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start %s: %w", k.name, err)
 	}
-	r.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", r.addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return r, nil
-		}
-		select {
-		case <-r.exited:
-			log.Close()
-			return nil, fmt.Errorf("%s exited before it listened (%v): see %s", k.name, r.err, log.Name())
-		case <-ctx.Done():
-			r.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			r.stop()
-			return nil, fmt.Errorf("%s did not listen on %s within 15 s: see %s", k.name, r.addr, log.Name())
-		}
-	}
-}
-
-// spawn starts argv with its output to log, and a goroutine that waits for
-// it. On Linux the child is tied to this process (see childAttr): if bench
-// dies, even by SIGKILL, the kernel kills the child too, so no broker is left
-// holding its port and memory.
-//
-// childAttr's Pdeathsig fires when the thread that started the child exits,
-// not the process: Go may end an OS thread while the process runs on (a
-// goroutine that exits while locked to its thread takes the thread with
-// it). So the goroutine that starts the child locks itself to its thread,
-// and keeps it, running cmd.Wait, until the child has exited: no other
-// goroutine runs on that thread meanwhile, so nothing can end it early. It
-// costs one OS thread per running broker, and bench runs one at a time.
-func spawn(argv []string, log *os.File) (*running, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = childAttr()
-	r := &running{cmd: cmd, exited: make(chan struct{}), log: log}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread() // only once the child is gone
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		r.err = cmd.Wait()
-		close(r.exited)
-	}()
-	if err := <-started; err != nil {
+	r := &running{proc: proc, addr: fmt.Sprintf("127.0.0.1:%d", port), log: log}
+	switch err := proc.WaitListening(ctx, r.addr, 15*time.Second); {
+	case err == nil:
+		return r, nil
+	case errors.Is(err, brokerproc.ErrExited):
+		log.Close()
+		return nil, fmt.Errorf("%s exited before it listened (%v): see %s", k.name, proc.Err(), log.Name())
+	case errors.Is(err, brokerproc.ErrNotListening):
+		r.stop()
+		return nil, fmt.Errorf("%s did not listen on %s within 15 s: see %s", k.name, r.addr, log.Name())
+	default:
+		r.stop()
 		return nil, err
 	}
-	return r, nil
 }
 
 // stop ends the broker: SIGTERM, and SIGKILL if it is still there 5 s
 // later. It signals only the PID it started.
 func (r *running) stop() error {
 	defer r.log.Close()
-	select {
-	case <-r.exited:
-		return fmt.Errorf("broker exited during the run: %v", r.err)
-	default:
+	if r.proc.Stop(5*time.Second) == brokerproc.AlreadyExited {
+		return fmt.Errorf("broker exited during the run: %v", r.proc.Err())
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-		return nil
-	case <-time.After(5 * time.Second):
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
 	return nil
 }

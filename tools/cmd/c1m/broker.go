@@ -8,39 +8,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-)
 
-// repoRoot is the folder of the go.work this runs in.
-func repoRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOWORK").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOWORK: %w", err)
-	}
-	w := strings.TrimSpace(string(out))
-	if w == "" || w == "off" {
-		return "", errors.New("not inside the Floodgate workspace (no go.work): give -broker-bin")
-	}
-	return filepath.Dir(w), nil
-}
+	"floodgate/tools/internal/brokerproc"
+)
 
 // buildBroker builds capstone/cmd/floodgate with the solution tag into dir
 // and returns the binary's path and what it was built from. With rev, the
 // source is that git revision (git archive into dir/src), not the working
 // tree, which other people may be editing.
 func buildBroker(ctx context.Context, dir, rev string) (exe, source string, err error) {
-	root, err := repoRoot(ctx)
+	root, err := brokerproc.Workspace(ctx)
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("%w: give -broker-bin", err)
 	}
 	if rev == "" {
 		head, _ := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
@@ -93,27 +79,14 @@ func brokerArgv(exe, addr, opsAddr, engine string, maxConns int, extra []string)
 
 // broker is the broker process this program started.
 type broker struct {
-	cmd     *exec.Cmd
+	proc    *brokerproc.Process
 	addr    string
 	opsAddr string
 	logPath string
 	log     *os.File
-	exited  chan struct{} // closed when Wait returned
-	err     error         // Wait's error, set before exited is closed
 }
 
-func (b *broker) pid() int { return b.cmd.Process.Pid }
-
-// freePort asks the kernel for a free loopback port. Another process could
-// take it before the broker binds it; start then fails and says so.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func (b *broker) pid() int { return b.proc.PID() }
 
 // startBroker starts argv (with -tcp and -ops filled in by mk from two
 // free ports), its output in logPath, and waits up to 30 s until it
@@ -121,17 +94,14 @@ func freePort() (int, error) {
 //
 // The child runs in its own process group (a Ctrl-C on the terminal
 // reaches this program only, which then stops it in order) and gets
-// SIGKILL when this program dies (Pdeathsig), so it never outlives the
-// driver. Pdeathsig fires when the thread that started the child exits,
-// and Go ends a thread whose locked goroutine returns: so the goroutine
-// that starts the child locks its thread and keeps it, in cmd.Wait, until
-// the child has exited.
+// SIGKILL when this program dies, so it never outlives the driver (see
+// brokerproc.Start).
 func startBroker(ctx context.Context, logPath string, mk func(addr, opsAddr string) []string) (*broker, error) {
-	port, err := freePort()
+	port, err := brokerproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	opsPort, err := freePort()
+	opsPort, err := brokerproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -141,48 +111,24 @@ func startBroker(ctx context.Context, logPath string, mk func(addr, opsAddr stri
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	b := &broker{cmd: cmd, addr: addr, opsAddr: opsAddr, logPath: logPath, log: log, exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread() // only once the child is gone
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		b.err = cmd.Wait()
-		close(b.exited)
-	}()
-	if err := <-started; err != nil {
+	proc, err := brokerproc.Start(argv, log)
+	if err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	deadline := time.NewTimer(30 * time.Second)
-	defer deadline.Stop()
-	poll := time.NewTicker(20 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return b, nil
-		}
-		select {
-		case <-b.exited:
-			log.Close()
-			return nil, fmt.Errorf("broker exited before it listened (%v): see %s", b.err, logPath)
-		case <-ctx.Done():
-			b.stop(5 * time.Second)
-			return nil, ctx.Err()
-		case <-deadline.C:
-			b.stop(5 * time.Second)
-			return nil, fmt.Errorf("broker did not listen on %s within 30 s: see %s", addr, logPath)
-		case <-poll.C:
-		}
+	b := &broker{proc: proc, addr: addr, opsAddr: opsAddr, logPath: logPath, log: log}
+	switch err := proc.WaitListening(ctx, addr, 30*time.Second); {
+	case err == nil:
+		return b, nil
+	case errors.Is(err, brokerproc.ErrExited):
+		log.Close()
+		return nil, fmt.Errorf("broker exited before it listened (%v): see %s", proc.Err(), logPath)
+	case errors.Is(err, brokerproc.ErrNotListening):
+		b.stop(5 * time.Second)
+		return nil, fmt.Errorf("broker did not listen on %s within 30 s: see %s", addr, logPath)
+	default:
+		b.stop(5 * time.Second)
+		return nil, err
 	}
 }
 
@@ -191,22 +137,14 @@ func startBroker(ctx context.Context, logPath string, mk func(addr, opsAddr stri
 // before (a crash during the run), and how it ended.
 func (b *broker) stop(grace time.Duration) (string, error) {
 	defer b.log.Close()
-	select {
-	case <-b.exited:
-		return fmt.Sprintf("had exited by itself: %v", b.err), errors.New("the broker exited during the run: see " + b.logPath)
+	switch b.proc.Stop(grace) {
+	case brokerproc.AlreadyExited:
+		return fmt.Sprintf("had exited by itself: %v", b.proc.Err()), errors.New("the broker exited during the run: see " + b.logPath)
+	case brokerproc.Terminated:
+		return fmt.Sprintf("stopped by SIGTERM (%v)", exitText(b.proc.Err())), nil
 	default:
+		return fmt.Sprintf("killed (SIGKILL) after %v of SIGTERM", grace), nil
 	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-b.exited:
-		return fmt.Sprintf("stopped by SIGTERM (%v)", exitText(b.err)), nil
-	case <-t.C:
-	}
-	_ = b.cmd.Process.Kill()
-	<-b.exited
-	return fmt.Sprintf("killed (SIGKILL) after %v of SIGTERM", grace), nil
 }
 
 func exitText(err error) string {

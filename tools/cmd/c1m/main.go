@@ -213,7 +213,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // kill SIGKILLs the broker by its PID (the watchdog's way out).
 func (d *driver) kill() {
 	if b := d.brk.Load(); b != nil {
-		_ = b.cmd.Process.Kill()
+		b.proc.Kill()
 	}
 }
 
@@ -404,8 +404,8 @@ func startMonitor(root string, b *broker, cancel context.CancelCauseFunc) *monit
 			select {
 			case <-m.done:
 				return
-			case <-b.exited:
-				cancel(fmt.Errorf("the broker exited during the run (%v): see %s", b.err, b.logPath))
+			case <-b.proc.Exited():
+				cancel(fmt.Errorf("the broker exited during the run (%v): see %s", b.proc.Err(), b.logPath))
 				<-m.done
 				return
 			case <-t.C:

@@ -1,10 +1,11 @@
-package main
+package brokerproc
 
 import (
 	"bufio"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,38 +16,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// spawnHelperEnv makes TestSpawnHelper act as a bench that started a broker.
-const spawnHelperEnv = "FLOODGATE_BENCH_SPAWN_HELPER"
+// startHelperEnv makes TestStartHelper act as a tool that started a broker.
+const startHelperEnv = "FLOODGATE_BROKERPROC_START_HELPER"
 
-// TestSpawnHelper is not a test on its own: TestSpawn_ChildDiesWithBench
-// runs the test binary again with spawnHelperEnv set, and then this starts
-// `sleep 60` through spawn (a stand-in broker that stops by itself), prints
+// TestStartHelper is not a test on its own: TestStart_ChildDiesWithParent
+// runs the test binary again with startHelperEnv set, and then this starts
+// `sleep 60` through Start (a stand-in broker that stops by itself), prints
 // its PID and waits for its stdin to close.
-func TestSpawnHelper(t *testing.T) {
-	if os.Getenv(spawnHelperEnv) == "" {
-		t.Skip("run by TestSpawn_ChildDiesWithBench")
+func TestStartHelper(t *testing.T) {
+	if os.Getenv(startHelperEnv) == "" {
+		t.Skip("run by TestStart_ChildDiesWithParent")
 	}
 	log, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	require.NoError(t, err)
-	r, err := spawn([]string{"sleep", "60"}, log)
+	defer log.Close()
+	p, err := Start([]string{"sleep", "60"}, log)
 	require.NoError(t, err)
-	os.Stdout.WriteString("child PID " + strconv.Itoa(r.pid()) + "\n")
+	os.Stdout.WriteString("child PID " + strconv.Itoa(p.PID()) + "\n")
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // until killed, or stdin closes
-	require.NoError(t, r.stop())
+	require.Equal(t, Terminated, p.Stop(5*time.Second))
 }
 
-// TestSpawn_ChildDiesWithBench starts a bench stand-in (this test binary,
-// running TestSpawnHelper) that starts a child through spawn, SIGKILLs the
+// TestStart_ChildDiesWithParent starts a tool stand-in (this test binary,
+// running TestStartHelper) that starts a child through Start, SIGKILLs the
 // stand-in, and waits, on a pidfd and with a deadline, for the child to die
 // with it.
-func TestSpawn_ChildDiesWithBench(t *testing.T) {
-	if _, err := exec.LookPath("sleep"); err != nil {
+func TestStart_ChildDiesWithParent(t *testing.T) {
+	sleepPath, err := exec.LookPath("sleep")
+	if err != nil {
 		t.Skip("no sleep command:", err)
 	}
+	sleepExe, err := filepath.EvalSymlinks(sleepPath)
+	require.NoError(t, err)
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	helper := exec.Command(exe, "-test.run=^TestSpawnHelper$", "-test.count=1")
-	helper.Env = append(os.Environ(), spawnHelperEnv+"=1")
+	helper := exec.Command(exe, "-test.run=^TestStartHelper$", "-test.count=1")
+	helper.Env = append(os.Environ(), startHelperEnv+"=1")
 	helper.Stderr = os.Stderr
 	stdin, err := helper.StdinPipe()
 	require.NoError(t, err)
@@ -82,9 +87,13 @@ func TestSpawn_ChildDiesWithBench(t *testing.T) {
 	}
 	require.NoError(t, err)
 	defer unix.Close(pidfd)
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	// The PID runs sleep. Not by /proc/PID/cmdline: Start returns once the
+	// exec has closed the child's close-on-exec files, and the kernel sets
+	// the new program's arguments a little later, so cmdline can still be
+	// empty here; /proc/PID/exe is the new program's file by then.
+	childExe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(string(cmdline), "sleep\x00"), "PID %d is %q", pid, cmdline)
+	require.Equal(t, sleepExe, childExe, "PID %d runs sleep", pid)
 	pgid, err := syscall.Getpgid(pid)
 	require.NoError(t, err)
 	require.Equal(t, pid, pgid, "the child leads its own process group")
