@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -439,16 +438,10 @@ func us(v float64) string {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%s MiB", group(b>>20)) }
-func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 
-// group writes n with thousands separators: 1,000,000.
-func group(n int64) string {
-	if n < 0 {
-		return "-" + group(-n)
-	}
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
+// gib and group are limits.GiB and limits.Group: one way to print sizes
+// and counts across the tools.
+var (
+	gib   = limits.GiB
+	group = limits.Group
+)

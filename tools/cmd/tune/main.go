@@ -21,7 +21,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -161,18 +160,5 @@ func printChanges(w io.Writer, verb string, changes []limits.Change) {
 	tw.Flush()
 }
 
-// group writes n with thousands separators: 1,000,000.
-func group(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s
-}
+// group is limits.Group, the tools' one way to print counts.
+var group = limits.Group

@@ -121,7 +121,7 @@ func CheckFit(root string, n Need) (Fit, error) {
 
 	// Files: both ends of every connection are open files.
 	files := 2 * n.Conns
-	fm := Check{Name: "fs.file-max (free files, system wide)", Need: fmt.Sprintf("%s sockets + %s spare", group(files), group(fileSlack))}
+	fm := Check{Name: "fs.file-max (free files, system wide)", Need: fmt.Sprintf("%s sockets + %s spare", Group(files), Group(fileSlack))}
 	if max, _, err := readSysctlInt(fsys, "fs.file-max"); err != nil {
 		fm.Have, fm.Note = "?", err.Error()
 	} else {
@@ -131,7 +131,7 @@ func CheckFit(root string, n Need) (Fit, error) {
 				used, _ = strconv.ParseInt(v[0], 10, 64)
 			}
 		}
-		fm.Have = fmt.Sprintf("%s free (%s max, %s in use)", group(max-used), group(max), group(used))
+		fm.Have = fmt.Sprintf("%s free (%s max, %s in use)", Group(max-used), Group(max), Group(used))
 		fm.OK = max-used >= files+fileSlack
 		if !fm.OK {
 			fm.Fixable = true
@@ -143,18 +143,18 @@ func CheckFit(root string, n Need) (Fit, error) {
 
 	if n.FilesPerTable > 0 {
 		per := n.FilesPerTable + fdReserve
-		nr := Check{Name: "fs.nr_open (files per fd table, ceiling)", Need: group(per)}
+		nr := Check{Name: "fs.nr_open (files per fd table, ceiling)", Need: Group(per)}
 		if v, _, err := readSysctlInt(fsys, "fs.nr_open"); err != nil {
 			nr.Have, nr.Note = "?", err.Error()
 		} else {
-			nr.Have, nr.OK = group(v), v >= per
+			nr.Have, nr.OK = Group(v), v >= per
 			if !nr.OK {
 				nr.Fixable, nr.Note = true, "raised for the run"
 				plan("fs.nr_open", per)
 			}
 		}
 		add(nr)
-		rl := Check{Name: "RLIMIT_NOFILE (soft, per fd table)", Need: group(per)}
+		rl := Check{Name: "RLIMIT_NOFILE (soft, per fd table)", Need: Group(per)}
 		if soft, _, err := readNofile(fsys); err != nil {
 			rl.Have, rl.Note = "?", err.Error()
 		} else {
@@ -167,15 +167,15 @@ func CheckFit(root string, n Need) (Fit, error) {
 	}
 
 	mem := Check{Name: "MemAvailable", Need: fmt.Sprintf("%s (kernel %s B/pair, broker %s B/conn, load generator %s B/conn, %s headroom)",
-		gib(n.Memory()), group(n.KernelBytesPerPair), group(n.BrokerBytesPerConn), group(n.LoadgenBytesPerConn), gib(n.Headroom))}
+		GiB(n.Memory()), Group(n.KernelBytesPerPair), Group(n.BrokerBytesPerConn), Group(n.LoadgenBytesPerConn), GiB(n.Headroom))}
 	if kb, err := readMeminfo(fsys, "MemAvailable"); err != nil {
 		mem.Have, mem.Note = "?", err.Error()
 	} else {
 		have := kb << 10
-		mem.Have, mem.OK = gib(have), have >= n.Memory()
+		mem.Have, mem.OK = GiB(have), have >= n.Memory()
 		if !mem.OK {
 			per := n.KernelBytesPerPair + n.BrokerBytesPerConn + n.LoadgenBytesPerConn
-			mem.Note = fmt.Sprintf("about %s connections fit", group(max(0, have-n.Headroom)/per))
+			mem.Note = fmt.Sprintf("about %s connections fit", Group(max(0, have-n.Headroom)/per))
 		}
 	}
 	add(mem)
@@ -189,22 +189,22 @@ func CheckFit(root string, n Need) (Fit, error) {
 		ports := hi - lo + 1
 		srcs := max(n.SourceAddrs, 1)
 		perAddr := (n.Conns + srcs - 1) / srcs
-		pr.Have = fmt.Sprintf("%s ports × %s addresses", group(ports), group(srcs))
-		pr.Need = fmt.Sprintf("%s ports per address", group(perAddr))
+		pr.Have = fmt.Sprintf("%s ports × %s addresses", Group(ports), Group(srcs))
+		pr.Need = fmt.Sprintf("%s ports per address", Group(perAddr))
 		pr.OK = perAddr <= ports
 		if !pr.OK {
-			pr.Note = fmt.Sprintf("use at least %s source addresses", group((n.Conns+ports-1)/ports))
+			pr.Note = fmt.Sprintf("use at least %s source addresses", Group((n.Conns+ports-1)/ports))
 		}
 	}
 	add(pr)
 
 	if _, err := os.Stat(root + "/" + sysctlPath("net.netfilter.nf_conntrack_max")); err == nil {
 		want := n.Conns + fileSlack
-		ct := Check{Name: "net.netfilter.nf_conntrack_max", Need: group(want) + " if loopback is tracked", Advisory: true}
+		ct := Check{Name: "net.netfilter.nf_conntrack_max", Need: Group(want) + " if loopback is tracked", Advisory: true}
 		if v, _, err := readSysctlInt(fsys, "net.netfilter.nf_conntrack_max"); err != nil {
 			ct.Have, ct.Note, ct.OK = "?", err.Error(), true
 		} else {
-			ct.Have = group(v)
+			ct.Have = Group(v)
 			ct.OK = v >= want
 			if !ct.OK {
 				ct.Fixable, ct.Note = true, "raised for the run as root (harmless if loopback is not tracked); watch nf_conntrack_count"
@@ -236,7 +236,7 @@ func (f Fit) Err(canApply bool) error {
 	if len(short) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %s connections:\n%s", ErrWontFit, group(f.Need.Conns), strings.Join(short, "\n"))
+	return fmt.Errorf("%w: %s connections:\n%s", ErrWontFit, Group(f.Need.Conns), strings.Join(short, "\n"))
 }
 
 // ApplyPlan writes plan (for example a Fit's) under root, as root (euid 0;
@@ -282,12 +282,14 @@ func raises(cur, next string) bool {
 	return err1 == nil && err2 == nil && y > x
 }
 
-func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+// GiB writes b bytes in GiB with one decimal: "16.5 GiB".
+func GiB(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 
-// group writes n with thousands separators: 1,000,000.
-func group(n int64) string {
+// Group writes n with thousands separators: 1,000,000. The tools print
+// counts this way (tune, c1m and this package's messages).
+func Group(n int64) string {
 	if n < 0 {
-		return "-" + group(-n)
+		return "-" + Group(-n)
 	}
 	s := strconv.FormatInt(n, 10)
 	for i := len(s) - 3; i > 0; i -= 3 {

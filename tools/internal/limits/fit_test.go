@@ -134,3 +134,10 @@ func TestApplyPlan_RefusesToLowerOrTouchOthers(t *testing.T) {
 	assert.NoFileExists(t, restore, "refused before anything is saved or written")
 	assert.Equal(t, "4096", sysctl(t, root, "net.core.somaxconn"))
 }
+
+func TestGroupAndGiB(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", -1234567: "-1,234,567", 1_000_000: "1,000,000"} {
+		assert.Equal(t, want, Group(n))
+	}
+	assert.Equal(t, "16.5 GiB", GiB(33<<29))
+}
