@@ -262,6 +262,10 @@ func New(cfg Config) (*Broker, error) {
 	// Filled once and shared: every connection's session.Conn points at
 	// b.cfg.Session instead of holding a copy (NewConn and NewDriven only
 	// read a filled Config).
+	if cfg.Store != nil && cfg.Session.StoreBusy == nil {
+		// b.w is made below, before any connection can ask.
+		cfg.Session.StoreBusy = func() bool { return b.w.Busy() }
+	}
 	cfg.Session.Defaults()
 	cfg.SysInterval = b.cfg.SysInterval
 	b.cfg, b.log, b.adm = cfg, cfg.Logger, adm

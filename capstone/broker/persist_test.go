@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"floodgate/capstone/session"
 	"floodgate/capstone/store"
 	mqtt "floodgate/ch03-networking/03-mqtt"
 	"github.com/stretchr/testify/assert"
@@ -545,6 +546,45 @@ func TestPersist_BusyStoreRefusesSubscribe(t *testing.T) {
 	b.mu.Unlock()
 	assert.Empty(t, e5.st.Subscriptions(), "no subscription was made")
 	assert.Empty(t, e3.st.Subscriptions(), "no subscription was made")
+}
+
+// While the store's queue is full, a CONNECT whose session the store
+// would keep is refused (0x97; 3.1.1: 3 Server unavailable) and queues
+// nothing, so a reconnect loop cannot grow the queue; a session that ends
+// with its connection is still accepted.
+func TestPersist_BusyStoreRefusesPersistentConnect(t *testing.T) {
+	st := newGatedStore()
+	b, err := New(Config{Store: st, Engine: testEngine, StoreQueue: 1})
+	require.NoError(t, err)
+	addr, stop := serveUntil(t, b)
+	defer stop()
+	defer st.open()
+	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
+	st.shut(b.w)
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
+	<-st.entered // the writer is in a transaction, held at the gate
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")})
+	pub.send(t, &mqtt.PingReq{})
+	require.IsType(t, &mqtt.PingResp{}, pub.next(t)) // r/2 is queued: the queue is full
+
+	before := b.w.Last()
+	cp := &mqtt.Connect{ClientID: "p5", Version: mqtt.V5, CleanStart: true, Properties: mqtt.Properties{SessionExpiry: 300}}
+	cp.Properties.Mark(mqtt.PropSessionExpiry)
+	c5, ack := connectRaw(t, addr, cp)
+	assert.Equal(t, mqtt.QuotaExceeded, ack.ReasonCode)
+	assert.Nil(t, c5.closed(t))
+	c3, ack := connectRaw(t, addr, &mqtt.Connect{ClientID: "p3"}) // 3.1.1, Clean Session 0
+	assert.Equal(t, byte(3), mqtt.ReturnCodeV311(ack.ReasonCode))
+	assert.Nil(t, c3.closed(t))
+	_, ack = connectRaw(t, addr, &mqtt.Connect{ClientID: "clean", Version: mqtt.V5, CleanStart: true})
+	assert.Equal(t, mqtt.Success, ack.ReasonCode, "a session that ends with its connection writes nothing")
+	assert.Equal(t, before, b.w.Last(), "nothing was queued")
+	assert.Equal(t, uint64(2), counter(b, "refused_"+session.ReasonStoreBusy))
+	b.mu.Lock()
+	_, has5 := b.sessions["p5"]
+	_, has3 := b.sessions["p3"]
+	b.mu.Unlock()
+	assert.False(t, has5 || has3, "no session was opened")
 }
 
 // A SUBSCRIBE's retained messages wait with its SUBACK for the session's

@@ -116,6 +116,15 @@ type Config struct {
 	// discarded), and after a push the queue's new depth. It is called
 	// with a session's lock held, so it must only update counters.
 	QueueDepth func(delta, depth int)
+	// StoreBusy, if set, reports that the store's queue is full. A
+	// CONNECT whose session the store would keep (a Session Expiry above
+	// 0, or a 3.1.1 connect without Clean Session) is then refused with
+	// 0x97 Quota exceeded (3.1.1: 3 Server unavailable), counted
+	// "refused_store_busy": opening such a session queues its record, so a
+	// client reconnecting in a loop could otherwise grow the queue
+	// without bound. A session that ends with its connection writes
+	// nothing and is still accepted.
+	StoreBusy func() bool
 }
 
 // Defaults sets cfg's zero fields to their defaults, as NewConn and

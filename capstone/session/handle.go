@@ -182,6 +182,9 @@ func (c *Conn) accept(cp *mqtt.Connect, ack *mqtt.Connack) error {
 		ack.Properties.TopicAliasMaximum = c.cfg.TopicAliasMaximum
 		ack.Properties.MaximumPacketSize = uint32(c.cfg.MaxPacketSize)
 	}
+	if c.sessionExpiry > 0 && c.cfg.StoreBusy != nil && c.cfg.StoreBusy() {
+		return refuse(mqtt.QuotaExceeded, ReasonStoreBusy) // see Config.StoreBusy
+	}
 	if !c.markConnackDue() {
 		return closeWith(0, c.Reason()) // killed meanwhile: no session, no CONNACK
 	}
