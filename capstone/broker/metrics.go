@@ -58,6 +58,8 @@ func (b *Broker) observe(name string) {
 		}
 	case name == "refused_client_id":
 		m.ConnectionsRefused.WithLabelValues(ops.RefuseClientID).Inc()
+	case name == "refused_"+session.ReasonStoreBusy:
+		m.ConnectionsRefused.WithLabelValues(ops.RefuseStore).Inc()
 	case strings.HasPrefix(name, "messages_in_"):
 		m.MessagesIn.WithLabelValues(strings.TrimPrefix(name, "messages_in_")).Inc()
 	case strings.HasPrefix(name, "messages_out_"):

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"floodgate/capstone/ops"
 	"floodgate/capstone/session"
 	"floodgate/capstone/store"
 	mqtt "floodgate/ch03-networking/03-mqtt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -554,7 +556,8 @@ func TestPersist_BusyStoreRefusesSubscribe(t *testing.T) {
 // with its connection is still accepted.
 func TestPersist_BusyStoreRefusesPersistentConnect(t *testing.T) {
 	st := newGatedStore()
-	b, err := New(Config{Store: st, Engine: testEngine, StoreQueue: 1})
+	m := ops.NewMetrics()
+	b, err := New(Config{Store: st, Engine: testEngine, StoreQueue: 1, Metrics: m})
 	require.NoError(t, err)
 	addr, stop := serveUntil(t, b)
 	defer stop()
@@ -580,6 +583,7 @@ func TestPersist_BusyStoreRefusesPersistentConnect(t *testing.T) {
 	assert.Equal(t, mqtt.Success, ack.ReasonCode, "a session that ends with its connection writes nothing")
 	assert.Equal(t, before, b.w.Last(), "nothing was queued")
 	assert.Equal(t, uint64(2), counter(b, "refused_"+session.ReasonStoreBusy))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.ConnectionsRefused.WithLabelValues(ops.RefuseStore)))
 	b.mu.Lock()
 	_, has5 := b.sessions["p5"]
 	_, has3 := b.sessions["p3"]

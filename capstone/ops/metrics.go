@@ -28,6 +28,7 @@ const (
 	RefuseClientID = "client_id" // client identifier not valid
 	RefuseTimeout  = "timeout"   // no CONNECT in time (slowloris)
 	RefuseShutdown = "shutdown"  // the broker is shutting down
+	RefuseStore    = "store"     // the store's queue is full (a persistent session)
 
 	// Limiter kinds (label "kind" of floodgate_limiter_rejections_total).
 	LimitAccept  = "accept"  // accept-rate token bucket
