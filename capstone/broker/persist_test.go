@@ -509,6 +509,18 @@ func TestPersist_ResentPubRelDeletesStoredID(t *testing.T) {
 	assert.Empty(t, fs, "the stored id is gone")
 }
 
+// fillStoreQueue fills b's store queue (StoreQueue 1): pub's retained
+// r/1 holds the writer at st's gate, and r/2 waits behind it.
+func fillStoreQueue(t *testing.T, b *Broker, st *gatedStore, pub *raw) {
+	t.Helper()
+	st.shut(b.w)
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
+	<-st.entered // the writer is in a transaction, held at the gate
+	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")})
+	pub.send(t, &mqtt.PingReq{})
+	require.IsType(t, &mqtt.PingResp{}, pub.next(t)) // r/2 is queued: the queue is full
+}
+
 // While the store's queue is full, SUBSCRIBE is refused too (0x97 Quota
 // exceeded for 5.0, 0x80 for 3.1.1, counted "store_busy"): each one would
 // queue the session's whole record, so a client could grow the queue
@@ -526,12 +538,7 @@ func TestPersist_BusyStoreRefusesSubscribe(t *testing.T) {
 	s5, _ := connectRaw(t, addr, cp)
 	s3, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "s3", KeepAlive: 0})
 	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
-	st.shut(b.w)
-	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
-	<-st.entered // the writer is in a transaction, held at the gate
-	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")})
-	pub.send(t, &mqtt.PingReq{})
-	require.IsType(t, &mqtt.PingResp{}, pub.next(t)) // r/2 is queued: the queue is full
+	fillStoreQueue(t, b, st, pub)
 
 	before := b.w.Last()
 	s5.send(t, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "a", QoS: 1}, {Filter: "b"}}})
@@ -563,12 +570,7 @@ func TestPersist_BusyStoreRefusesPersistentConnect(t *testing.T) {
 	defer stop()
 	defer st.open()
 	pub, _ := connectRaw(t, addr, &mqtt.Connect{ClientID: "pub", CleanStart: true})
-	st.shut(b.w)
-	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/1"), Payload: []byte("a")})
-	<-st.entered // the writer is in a transaction, held at the gate
-	pub.send(t, &mqtt.Publish{Retain: true, Topic: []byte("r/2"), Payload: []byte("b")})
-	pub.send(t, &mqtt.PingReq{})
-	require.IsType(t, &mqtt.PingResp{}, pub.next(t)) // r/2 is queued: the queue is full
+	fillStoreQueue(t, b, st, pub)
 
 	before := b.w.Last()
 	cp := &mqtt.Connect{ClientID: "p5", Version: mqtt.V5, CleanStart: true, Properties: mqtt.Properties{SessionExpiry: 300}}
