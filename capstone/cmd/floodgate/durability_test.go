@@ -74,9 +74,12 @@ func clientOpts(addr, id string, clean bool) *paho3.ClientOptions {
 // it again on the same store, and requires that every message the broker
 // acknowledged (PUBACK or PUBCOMP) reaches the subscriber. It runs with each
 // connection engine.
-func TestDurability_SIGKILL(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "floodgate")
+func TestDurability_SIGKILL(t *testing.T) { eachEngine(t, durability) }
+
+// eachEngine builds the broker and runs f once per connection engine, each
+// with a store file of its own.
+func eachEngine(t *testing.T, f func(t *testing.T, bin, db, engine string)) {
+	bin := filepath.Join(t.TempDir(), "floodgate")
 	build := exec.Command("go", "build", "-tags", "floodgate.solution", "-o", bin, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
@@ -85,7 +88,7 @@ func TestDurability_SIGKILL(t *testing.T) {
 		engines = append(engines, broker.EngineEpoll)
 	}
 	for _, e := range engines {
-		t.Run(e, func(t *testing.T) { durability(t, bin, filepath.Join(t.TempDir(), "floodgate.db"), e) })
+		t.Run(e, func(t *testing.T) { f(t, bin, filepath.Join(t.TempDir(), "floodgate.db"), e) })
 	}
 }
 
@@ -176,20 +179,7 @@ func durability(t *testing.T, bin, db, engine string) {
 // After SIGKILL and a restart, every acknowledged message (PUBCOMP or
 // PUBACK) reaches the subscriber, each QoS 2 one exactly once, and every
 // acknowledged retained message is still retained.
-func TestDurability_SIGKILL_QoS2Retained(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "floodgate")
-	build := exec.Command("go", "build", "-tags", "floodgate.solution", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	engines := []string{broker.EngineGoroutine}
-	if runtime.GOOS == "linux" {
-		engines = append(engines, broker.EngineEpoll)
-	}
-	for _, e := range engines {
-		t.Run(e, func(t *testing.T) { durabilityQoS2Retained(t, bin, filepath.Join(t.TempDir(), "floodgate.db"), e) })
-	}
-}
+func TestDurability_SIGKILL_QoS2Retained(t *testing.T) { eachEngine(t, durabilityQoS2Retained) }
 
 func durabilityQoS2Retained(t *testing.T, bin, db, engine string) {
 	p := startProc(t, bin, db, engine)
