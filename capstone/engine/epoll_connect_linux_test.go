@@ -20,15 +20,7 @@ import (
 // the socket goes back, and the packet is answered after the CONNACK.
 func TestEpoll_PacketWhileConnectRuns(t *testing.T) {
 	const wait = 5 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	require.NoError(t, err)
-	lfd := -1
-	require.NoError(t, rc.Control(func(fd uintptr) { lfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }))
-	require.NoError(t, err)
-	defer unix.Close(lfd)
+	ln, lfd := listenDup(t)
 
 	hub := &blockingHub{entered: make(chan struct{}), release: make(chan struct{}), closed: make(chan string, 1)}
 	newConn := func(wake func()) (*session.Conn, func()) {
@@ -104,15 +96,7 @@ func TestEpoll_PacketWhileConnectRuns(t *testing.T) {
 // accepted socket, because Linux copies it to the sockets it accepts
 // (each loop still checks its first one, and falls back if not).
 func TestNoDelayInheritedFromListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	require.NoError(t, err)
-	lfd := -1
-	require.NoError(t, rc.Control(func(fd uintptr) { lfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }))
-	require.NoError(t, err)
-	defer unix.Close(lfd)
+	ln, lfd := listenDup(t)
 	require.NoError(t, unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1))
 	require.NoError(t, unix.SetNonblock(lfd, false))
 	defer unix.SetNonblock(lfd, true)

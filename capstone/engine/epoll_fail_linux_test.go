@@ -13,7 +13,6 @@ import (
 	"floodgate/capstone/session"
 	mqtt "floodgate/ch03-networking/03-mqtt"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
 
 // blockingHub is a session.Hub whose Open waits until release is closed,
@@ -45,15 +44,7 @@ func (h *blockingHub) Closed(c *session.Conn, _ *session.State, _ *mqtt.Will) {
 // error. The failure is made by closing the loop's epoll descriptor.
 func TestEpoll_FailureFinishesRunningConnect(t *testing.T) {
 	const wait = 5 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	require.NoError(t, err)
-	lfd := -1
-	require.NoError(t, rc.Control(func(fd uintptr) { lfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }))
-	require.NoError(t, err)
-	defer unix.Close(lfd)
+	ln, lfd := listenDup(t)
 
 	hub := &blockingHub{entered: make(chan struct{}), release: make(chan struct{}), closed: make(chan string, 1)}
 	var released atomic.Int32

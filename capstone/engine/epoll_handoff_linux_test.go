@@ -20,15 +20,7 @@ import (
 // which nothing else wakes for it here: loop b accepts only when nudged.
 func TestEpoll_FullLoopHandsOff(t *testing.T) {
 	const wait = 5 * time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	require.NoError(t, err)
-	lfd := -1
-	require.NoError(t, rc.Control(func(fd uintptr) { lfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }))
-	require.NoError(t, err)
-	defer unix.Close(lfd)
+	ln, lfd := listenDup(t)
 
 	hub := &countingHub{}
 	newConn := func(wake func()) (*session.Conn, func()) {
